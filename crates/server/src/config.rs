@@ -1,0 +1,232 @@
+//! Configuration: every option is a CLI flag, an environment variable
+//! (`SWITCHBOARD_*`) and a key of the optional TOML file given with `--config`.
+//!
+//! Precedence: flag > environment > file > built-in default. The file uses the
+//! flag names without the leading dashes (`turn-listen = "0.0.0.0:3478"`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{CommandFactory, FromArgMatches, Parser, parser::ValueSource};
+use ipnet::IpNet;
+
+/// Switchboard: a WebRTC signaling server, STUN server and TURN relay in one binary.
+#[derive(Debug, Clone, Parser, serde::Deserialize)]
+#[command(name = "switchboard", version, about, long_about = None)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Config {
+    /// Read options from this TOML file (keys are the flag names without dashes).
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address for STUN/TURN over UDP and TCP.
+    #[arg(long, env = "SWITCHBOARD_TURN_LISTEN", default_value = "0.0.0.0:3478")]
+    pub turn_listen: SocketAddr,
+
+    /// TURN realm sent in authentication challenges.
+    #[arg(long, env = "SWITCHBOARD_REALM", default_value = "switchboard")]
+    pub realm: String,
+
+    /// Static TURN user as NAME:PASSWORD (repeatable; in the environment, comma-separated).
+    #[arg(long = "user", env = "SWITCHBOARD_USERS", value_delimiter = ',')]
+    #[serde(rename = "user")]
+    pub users: Vec<String>,
+
+    /// Shared secret for ephemeral TURN credentials (coturn's REST scheme,
+    /// `use-auth-secret`). When unset, a random secret is generated at start,
+    /// which is enough for the built-in signaling server to hand out credentials.
+    #[arg(long, env = "SWITCHBOARD_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
+
+    /// UDP port range for relay sockets, LOW-HIGH.
+    #[arg(long, env = "SWITCHBOARD_RELAY_PORTS", default_value = "49152-65535")]
+    pub relay_ports: PortRange,
+
+    /// Public IP advertised as the relay address when behind 1:1 NAT (cloud VMs).
+    #[arg(long, env = "SWITCHBOARD_EXTERNAL_IP")]
+    pub external_ip: Option<IpAddr>,
+
+    /// Allow relaying to loopback peers. For tests only: it opens the host to its clients.
+    #[arg(long, env = "SWITCHBOARD_ALLOW_LOOPBACK_PEERS")]
+    pub allow_loopback_peers: bool,
+
+    /// Allow relaying to peers in this CIDR even where the default policy refuses it (repeatable).
+    #[arg(long = "allow-peer", env = "SWITCHBOARD_ALLOW_PEERS", value_delimiter = ',')]
+    #[serde(rename = "allow-peer")]
+    pub allow_peers: Vec<IpNet>,
+
+    /// Refuse relaying to peers in this CIDR; wins over --allow-peer (repeatable).
+    #[arg(long = "deny-peer", env = "SWITCHBOARD_DENY_PEERS", value_delimiter = ',')]
+    #[serde(rename = "deny-peer")]
+    pub deny_peers: Vec<IpNet>,
+
+    /// Maximum number of allocations one user may hold at once (486 beyond it).
+    #[arg(long, env = "SWITCHBOARD_USER_QUOTA", default_value_t = 16)]
+    pub user_quota: usize,
+
+    /// Maximum number of allocations in total (508 beyond it).
+    #[arg(long, env = "SWITCHBOARD_TOTAL_QUOTA", default_value_t = 10_000)]
+    pub total_quota: usize,
+
+    /// Address for HTTP (web app and signaling WebSocket).
+    #[arg(long, env = "SWITCHBOARD_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    pub http_listen: SocketAddr,
+
+    /// Host or IP that browsers use to reach this server's STUN/TURN (in
+    /// handed-out ICE URLs). Default: the host the browser used for HTTP.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_HOST")]
+    pub public_host: Option<String>,
+
+    /// Hand out this ICE server URL instead of the built-in STUN/TURN (repeatable).
+    #[arg(long = "ice-server", env = "SWITCHBOARD_ICE_SERVERS", value_delimiter = ',')]
+    #[serde(rename = "ice-server")]
+    pub ice_servers: Vec<String>,
+
+    /// Lifetime in seconds of the TURN credentials handed to browsers.
+    #[arg(long, env = "SWITCHBOARD_CREDENTIAL_TTL", default_value_t = 86_400)]
+    pub credential_ttl: u64,
+
+    /// Most peers in one mesh room.
+    #[arg(long, env = "SWITCHBOARD_ROOM_SIZE", default_value_t = 8)]
+    pub room_size: usize,
+
+    /// TLS certificate chain (PEM) for HTTPS/WSS.
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) for HTTPS/WSS.
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a freshly generated self-signed certificate (LAN use).
+    #[arg(long, env = "SWITCHBOARD_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `switchboard=debug`.
+    #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // Clap's defaults are the one source of truth for default values.
+        match Config::try_parse_from(["switchboard"]) {
+            Ok(c) => c,
+            Err(e) => unreachable!("built-in defaults must parse: {e}"),
+        }
+    }
+}
+
+impl Config {
+    /// Parses the command line and environment, then fills options that were
+    /// given neither way from the `--config` file.
+    pub fn load() -> anyhow::Result<Self> {
+        Self::load_from(std::env::args_os())
+    }
+
+    /// Like [`Config::load`] with explicit arguments (used by tests).
+    pub fn load_from<I, T>(args: I) -> anyhow::Result<Self>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Config::command().get_matches_from(args);
+        let mut cli = Config::from_arg_matches(&matches)?;
+        let Some(path) = cli.config.clone() else {
+            cli.validate()?;
+            return Ok(cli);
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let file: Config =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let from_file = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                None | Some(ValueSource::DefaultValue)
+            )
+        };
+        macro_rules! merge {
+            ($($field:ident),* $(,)?) => {$(
+                if from_file(stringify!($field)) {
+                    cli.$field = file.$field.clone();
+                }
+            )*};
+        }
+        merge!(
+            turn_listen,
+            realm,
+            users,
+            auth_secret,
+            relay_ports,
+            external_ip,
+            allow_loopback_peers,
+            allow_peers,
+            deny_peers,
+            user_quota,
+            total_quota,
+            http_listen,
+            public_host,
+            ice_servers,
+            credential_ttl,
+            room_size,
+            tls_cert,
+            tls_key,
+            tls_self_signed,
+            log,
+        );
+        cli.validate()?;
+        Ok(cli)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        for user in &self.users {
+            if !user.contains(':') {
+                bail!("--user takes NAME:PASSWORD, got a value without ':'");
+            }
+        }
+        if self.relay_ports.low > self.relay_ports.high {
+            bail!("--relay-ports: LOW must not exceed HIGH");
+        }
+        Ok(())
+    }
+
+    /// The static users as (name, password) pairs.
+    pub fn static_users(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.users.iter().filter_map(|u| u.split_once(':'))
+    }
+}
+
+/// An inclusive UDP port range, written `LOW-HIGH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct PortRange {
+    /// First port of the range.
+    pub low: u16,
+    /// Last port of the range (inclusive).
+    pub high: u16,
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (low, high) = s
+            .split_once('-')
+            .ok_or_else(|| format!("expected LOW-HIGH, got {s:?}"))?;
+        let low: u16 = low.trim().parse().map_err(|e| format!("LOW: {e}"))?;
+        let high: u16 = high.trim().parse().map_err(|e| format!("HIGH: {e}"))?;
+        if low == 0 || low > high {
+            return Err(format!("need 0 < LOW <= HIGH, got {s:?}"));
+        }
+        Ok(PortRange { low, high })
+    }
+}
+
+impl TryFrom<String> for PortRange {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}

@@ -1,0 +1,8 @@
+//! Sans-IO TURN cores (RFC 8656, RFC 6156): the server's allocations,
+//! permissions, channels, authentication and peer policy, and a client.
+//!
+//! Nothing here owns a socket or reads a clock: packets come in as bytes with
+//! their addresses, time comes in as [`std::time::Instant`], and what to send
+//! comes out.
+
+pub mod credentials;
