@@ -1,0 +1,111 @@
+//! The one error type of the signaling hub, and the wire codes it maps to.
+
+use serde::Serialize;
+
+/// The `code` of an `error` message (see `docs/protocol.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// The frame is not valid JSON.
+    BadJson,
+    /// Valid JSON, but not a well-formed message of its type.
+    BadMessage,
+    /// The `type` is not one this protocol version knows.
+    UnknownType,
+    /// The frame is larger than the limit.
+    TooLarge,
+    /// Binary frames are not part of the protocol.
+    BinaryUnsupported,
+    /// `join` carried a protocol version this hub does not speak.
+    UnsupportedVersion,
+    /// The room id is not 1–64 characters of `A-Za-z0-9_-`.
+    BadRoom,
+    /// The display name is empty, too long or has control characters.
+    BadName,
+    /// The room has reached its size limit.
+    RoomFull,
+    /// The room has a password and this one does not match.
+    BadPassword,
+    /// A room message was sent before `join`.
+    NotJoined,
+    /// `join` was sent twice on one connection.
+    AlreadyJoined,
+    /// The addressee is not a peer of the sender's room.
+    UnknownPeer,
+    /// The connection sent messages faster than its rate limit.
+    RateLimited,
+}
+
+/// Why the hub refused a client message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignalError {
+    /// See [`ErrorCode::BadJson`].
+    #[error("invalid JSON: {0}")]
+    BadJson(String),
+    /// See [`ErrorCode::BadMessage`].
+    #[error("malformed message: {0}")]
+    BadMessage(String),
+    /// See [`ErrorCode::UnknownType`].
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    /// See [`ErrorCode::TooLarge`].
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Size of the refused frame.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// See [`ErrorCode::BinaryUnsupported`].
+    #[error("binary frames are not supported; send JSON text")]
+    BinaryUnsupported,
+    /// See [`ErrorCode::UnsupportedVersion`].
+    #[error("protocol version {0} is not supported (this server speaks 1)")]
+    UnsupportedVersion(u32),
+    /// See [`ErrorCode::BadRoom`].
+    #[error("room ids are 1-64 characters of A-Z, a-z, 0-9, '-' and '_'")]
+    BadRoom,
+    /// See [`ErrorCode::BadName`].
+    #[error("names are 1-64 characters without control characters")]
+    BadName,
+    /// See [`ErrorCode::RoomFull`].
+    #[error("the room is full ({0} peers)")]
+    RoomFull(usize),
+    /// See [`ErrorCode::BadPassword`].
+    #[error("wrong room password")]
+    BadPassword,
+    /// See [`ErrorCode::NotJoined`].
+    #[error("join a room first")]
+    NotJoined,
+    /// See [`ErrorCode::AlreadyJoined`].
+    #[error("already in a room; send leave first")]
+    AlreadyJoined,
+    /// See [`ErrorCode::UnknownPeer`].
+    #[error("no peer {0:?} in this room")]
+    UnknownPeer(String),
+    /// See [`ErrorCode::RateLimited`].
+    #[error("too many messages; slow down (message dropped)")]
+    RateLimited,
+}
+
+impl SignalError {
+    /// The wire code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            SignalError::BadJson(_) => ErrorCode::BadJson,
+            SignalError::BadMessage(_) => ErrorCode::BadMessage,
+            SignalError::UnknownType(_) => ErrorCode::UnknownType,
+            SignalError::TooLarge { .. } => ErrorCode::TooLarge,
+            SignalError::BinaryUnsupported => ErrorCode::BinaryUnsupported,
+            SignalError::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
+            SignalError::BadRoom => ErrorCode::BadRoom,
+            SignalError::BadName => ErrorCode::BadName,
+            SignalError::RoomFull(_) => ErrorCode::RoomFull,
+            SignalError::BadPassword => ErrorCode::BadPassword,
+            SignalError::NotJoined => ErrorCode::NotJoined,
+            SignalError::AlreadyJoined => ErrorCode::AlreadyJoined,
+            SignalError::UnknownPeer(_) => ErrorCode::UnknownPeer,
+            SignalError::RateLimited => ErrorCode::RateLimited,
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The room hub: connections join rooms, and offers, answers, candidates and
+//! application messages are relayed to one named peer of the same room.
+//!
+//! Sans-IO: the driver reports what happened on its sockets with the
+//! `handle_*` methods, passing the current time, then drains
+//! [`Hub::poll_output`] and sends what it says. [`Hub::poll_timeout`] tells
+//! when [`Hub::handle_timeout`] must next be called (heartbeats).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::error::SignalError;
+use crate::limit::{RateLimit, TokenBucket};
+use crate::protocol::{
+    ClientMessage, IceServer, PROTOCOL_VERSION, PeerId, PeerInfo, ServerMessage,
+    parse_client_message,
+};
+
+/// A connection, named by the driver; unique among open connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Hub limits and timings.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Most peers in one room.
+    pub room_size: usize,
+    /// Largest accepted text frame, in bytes.
+    pub max_message_bytes: usize,
+    /// Per-connection message rate limit.
+    pub rate: RateLimit,
+    /// Ask for a sign of life after this long without one.
+    pub ping_interval: Duration,
+    /// Close a connection after this long without a sign of life.
+    pub idle_timeout: Duration,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            room_size: 8,
+            max_message_bytes: 64 * 1024,
+            rate: RateLimit::default(),
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(45),
+        }
+    }
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send `message` on connection `to`.
+    Send {
+        /// The connection.
+        to: ConnId,
+        /// The message (serialize with [`ServerMessage::to_json`]).
+        message: ServerMessage,
+    },
+    /// Send a transport-level ping (WebSocket ping frame) on `conn`.
+    Ping {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Close `conn`; the hub has already forgotten it.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// Why (for the close frame and logs).
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug)]
+struct Membership {
+    room: String,
+    peer: PeerInfo,
+}
+
+#[derive(Debug)]
+struct Conn {
+    ice_servers: Vec<IceServer>,
+    member: Option<Membership>,
+    last_seen: Instant,
+    last_ping: Option<Instant>,
+    bucket: TokenBucket,
+}
+
+#[derive(Debug, Default)]
+struct Room {
+    password: Option<String>,
+    /// Members in join order.
+    members: Vec<ConnId>,
+}
+
+/// The room hub. See the module docs.
+#[derive(Debug)]
+pub struct Hub {
+    config: HubConfig,
+    conns: HashMap<ConnId, Conn>,
+    rooms: HashMap<String, Room>,
+    next_peer: u64,
+    out: VecDeque<Output>,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(config: HubConfig) -> Self {
+        Hub {
+            config,
+            conns: HashMap::new(),
+            rooms: HashMap::new(),
+            next_peer: 1,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Number of non-empty rooms.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// A new connection, with the ICE servers to hand it when it joins
+    /// (the driver mints its TURN credentials).
+    pub fn handle_connect(&mut self, conn: ConnId, ice_servers: Vec<IceServer>, now: Instant) {
+        if self.conns.contains_key(&conn) {
+            self.handle_disconnect(conn);
+        }
+        self.conns.insert(
+            conn,
+            Conn {
+                ice_servers,
+                member: None,
+                last_seen: now,
+                last_ping: None,
+                bucket: TokenBucket::new(self.config.rate, now),
+            },
+        );
+    }
+
+    /// A text frame arrived on `conn`.
+    pub fn handle_text(&mut self, conn: ConnId, text: &str, now: Instant) {
+        if !self.admit(conn, now) {
+            return;
+        }
+        let result = parse_client_message(text, self.config.max_message_bytes)
+            .and_then(|msg| self.apply(conn, msg));
+        if let Err(err) = result {
+            self.send(conn, ServerMessage::error(&err));
+        }
+    }
+
+    /// A binary frame of `len` bytes arrived on `conn` (not part of the protocol).
+    pub fn handle_binary(&mut self, conn: ConnId, len: usize, now: Instant) {
+        if !self.admit(conn, now) {
+            return;
+        }
+        let err = if len > self.config.max_message_bytes {
+            SignalError::TooLarge {
+                size: len,
+                limit: self.config.max_message_bytes,
+            }
+        } else {
+            SignalError::BinaryUnsupported
+        };
+        self.send(conn, ServerMessage::error(&err));
+    }
+
+    /// A sign of life other than a message (e.g. a WebSocket pong) on `conn`.
+    pub fn handle_pong(&mut self, conn: ConnId, now: Instant) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.last_seen = now;
+        }
+    }
+
+    /// `conn` closed; its peer, if any, is announced as gone.
+    pub fn handle_disconnect(&mut self, conn: ConnId) {
+        self.leave(conn);
+        self.conns.remove(&conn);
+    }
+
+    /// Heartbeats: pings idle connections and closes dead ones.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut dead = Vec::new();
+        for (&id, c) in &mut self.conns {
+            let idle = now.saturating_duration_since(c.last_seen);
+            if idle >= self.config.idle_timeout {
+                dead.push(id);
+            } else if idle >= self.config.ping_interval
+                && c.last_ping
+                    .is_none_or(|t| now.saturating_duration_since(t) >= self.config.ping_interval)
+            {
+                c.last_ping = Some(now);
+                self.out.push_back(Output::Ping { conn: id });
+            }
+        }
+        dead.sort();
+        for id in dead {
+            self.handle_disconnect(id);
+            self.out.push_back(Output::Close {
+                conn: id,
+                reason: "heartbeat timeout",
+            });
+        }
+    }
+
+    /// When [`Hub::handle_timeout`] should next be called, if any connection is open.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.conns
+            .values()
+            .map(|c| {
+                let ping = match c.last_ping {
+                    Some(t) if t >= c.last_seen => t + self.config.ping_interval,
+                    _ => c.last_seen + self.config.ping_interval,
+                };
+                ping.min(c.last_seen + self.config.idle_timeout)
+            })
+            .min()
+    }
+
+    /// The next thing for the driver to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Records activity and applies the rate limit; `false` drops the frame.
+    fn admit(&mut self, conn: ConnId, now: Instant) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        c.last_seen = now;
+        if c.bucket.take(now) {
+            return true;
+        }
+        if c.bucket.should_report(now) {
+            self.send(conn, ServerMessage::error(&SignalError::RateLimited));
+        }
+        false
+    }
+
+    fn apply(&mut self, conn: ConnId, msg: ClientMessage) -> Result<(), SignalError> {
+        match msg {
+            ClientMessage::Join {
+                room,
+                name,
+                password,
+            } => self.join(conn, room, name, password),
+            ClientMessage::Relay { kind, to, data } => {
+                let (room, from) = self.membership(conn)?;
+                let target = self
+                    .rooms
+                    .get(&room)
+                    .into_iter()
+                    .flat_map(|r| r.members.iter())
+                    .copied()
+                    .find(|m| {
+                        *m != conn
+                            && self
+                                .conns
+                                .get(m)
+                                .and_then(|c| c.member.as_ref())
+                                .is_some_and(|mm| mm.peer.id == to)
+                    })
+                    .ok_or_else(|| SignalError::UnknownPeer(to.0.chars().take(64).collect()))?;
+                self.send(target, ServerMessage::relayed(kind, from, data));
+                Ok(())
+            }
+            ClientMessage::Ping { id } => {
+                self.send(conn, ServerMessage::Pong { id });
+                Ok(())
+            }
+            ClientMessage::Leave => {
+                self.membership(conn)?;
+                self.leave(conn);
+                self.send(conn, ServerMessage::Left);
+                Ok(())
+            }
+        }
+    }
+
+    fn membership(&self, conn: ConnId) -> Result<(String, PeerId), SignalError> {
+        self.conns
+            .get(&conn)
+            .and_then(|c| c.member.as_ref())
+            .map(|m| (m.room.clone(), m.peer.id.clone()))
+            .ok_or(SignalError::NotJoined)
+    }
+
+    fn join(
+        &mut self,
+        conn: ConnId,
+        room_id: String,
+        name: String,
+        password: Option<String>,
+    ) -> Result<(), SignalError> {
+        let Some(c) = self.conns.get(&conn) else {
+            return Ok(());
+        };
+        if c.member.is_some() {
+            return Err(SignalError::AlreadyJoined);
+        }
+        let ice_servers = c.ice_servers.clone();
+        if let Some(room) = self.rooms.get(&room_id) {
+            if let Some(expected) = &room.password
+                && !password
+                    .as_deref()
+                    .is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes()))
+            {
+                return Err(SignalError::BadPassword);
+            }
+            if room.members.len() >= self.config.room_size {
+                return Err(SignalError::RoomFull(self.config.room_size));
+            }
+        }
+        let peer = PeerInfo {
+            id: PeerId(format!("p{}", self.next_peer)),
+            name,
+        };
+        self.next_peer += 1;
+        let room = self.rooms.entry(room_id.clone()).or_insert_with(|| Room {
+            password,
+            members: Vec::new(),
+        });
+        let others: Vec<ConnId> = room.members.clone();
+        room.members.push(conn);
+        let peers: Vec<PeerInfo> = others
+            .iter()
+            .filter_map(|m| self.conns.get(m)?.member.as_ref().map(|mm| mm.peer.clone()))
+            .collect();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.member = Some(Membership {
+                room: room_id.clone(),
+                peer: peer.clone(),
+            });
+        }
+        self.send(
+            conn,
+            ServerMessage::Joined {
+                v: PROTOCOL_VERSION,
+                room: room_id,
+                you: peer.id.clone(),
+                peers,
+                ice_servers,
+            },
+        );
+        for other in others {
+            self.send(other, ServerMessage::PeerJoined { peer: peer.clone() });
+        }
+        Ok(())
+    }
+
+    /// Takes `conn` out of its room, announcing it to the others.
+    fn leave(&mut self, conn: ConnId) {
+        let Some(member) = self.conns.get_mut(&conn).and_then(|c| c.member.take()) else {
+            return;
+        };
+        let Some(room) = self.rooms.get_mut(&member.room) else {
+            return;
+        };
+        room.members.retain(|m| *m != conn);
+        let others = room.members.clone();
+        if others.is_empty() {
+            self.rooms.remove(&member.room);
+        }
+        for other in others {
+            self.send(
+                other,
+                ServerMessage::PeerLeft {
+                    id: member.peer.id.clone(),
+                },
+            );
+        }
+    }
+
+    fn send(&mut self, to: ConnId, message: ServerMessage) {
+        self.out.push_back(Output::Send { to, message });
+    }
+}
+
+/// Compares two byte strings in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+#[path = "hub_tests.rs"]
+mod tests;

@@ -1,0 +1,23 @@
+//! Switchboard's signaling room hub, sans-IO.
+//!
+//! Browsers join a room (named by the id in the page URL) over a WebSocket and
+//! exchange offers, answers, ICE candidates and application messages with the
+//! other peers of that room. This crate holds the rules — protocol parsing,
+//! rooms, limits, heartbeats — and no IO: the driver (`crates/server/src/http`)
+//! feeds it events with the current time and sends what [`Hub::poll_output`]
+//! returns. The same hub can later sit behind a bus shared by many nodes.
+//!
+//! The wire protocol is documented in `docs/protocol.md`.
+
+mod error;
+mod hub;
+mod limit;
+mod protocol;
+
+pub use error::{ErrorCode, SignalError};
+pub use hub::{ConnId, Hub, HubConfig, Output};
+pub use limit::{RateLimit, TokenBucket};
+pub use protocol::{
+    ClientMessage, IceServer, MAX_NAME_CHARS, MAX_ROOM_LEN, PROTOCOL_VERSION, PeerId, PeerInfo,
+    RelayKind, ServerMessage, check_name, check_room, parse_client_message,
+};
