@@ -1,9 +1,30 @@
-//! HTTP server: the embedded web app and the signaling WebSocket.
-//! (Placeholder until the signaling issue lands.)
+//! HTTP server: the embedded web app, the signaling WebSocket (`/ws`) and a
+//! small JSON API for the diagnostics page, over HTTP or HTTPS.
+//!
+//! Routes: `/` home, `/r/{room}` room page, `/diag` diagnostics page,
+//! `/assets/{file}` embedded files, `/ws` signaling (protocol in
+//! `docs/protocol.md`), `/api/ice` ICE servers with fresh credentials,
+//! `/healthz`.
 
+mod assets;
+mod ice;
+mod tls;
+mod ws;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Router;
+use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use signal::HubConfig;
+use tokio::sync::watch;
+
 use crate::config::Config;
+use ice::IcePolicy;
+use ws::Signaling;
 
 /// What the HTTP side needs from the rest of the process.
 pub struct HttpContext {
@@ -13,11 +34,151 @@ pub struct HttpContext {
     pub turn_secret: Arc<str>,
 }
 
-/// Serves HTTP until `shutdown` resolves.
+struct App {
+    signaling: Arc<Signaling>,
+    ice: IcePolicy,
+}
+
+/// Serves HTTP (or HTTPS, per the TLS options) on `config.http_listen` until
+/// `shutdown` resolves.
 pub async fn serve(
-    _ctx: HttpContext,
+    ctx: HttpContext,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    shutdown.await;
+    let addr = ctx.config.http_listen;
+    let tls = tls::load(&ctx.config).await?;
+    let (router, stop) = router(&ctx);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("Switchboard web app: {scheme}://{}/", display_addr(addr));
+    let result = match tls {
+        Some(tls) => tls::serve(addr, tls, router, shutdown).await,
+        None => {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            serve_plain(listener, router, shutdown).await
+        }
+    };
+    let _ = stop.send(true);
+    result
+}
+
+/// Serves plain HTTP on an already bound listener (used by tests with port 0).
+pub async fn serve_listener(
+    listener: tokio::net::TcpListener,
+    ctx: HttpContext,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (router, stop) = router(&ctx);
+    let result = serve_plain(listener, router, shutdown).await;
+    let _ = stop.send(true);
+    result
+}
+
+async fn serve_plain(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
+}
+
+/// The router, and the switch that closes all WebSockets (graceful shutdown
+/// waits for open connections, so they must be told to end).
+fn router(ctx: &HttpContext) -> (Router, watch::Sender<bool>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let hub_config = HubConfig {
+        room_size: ctx.config.room_size.max(1),
+        ..HubConfig::default()
+    };
+    let signaling = Signaling::new(hub_config, stop_rx);
+    tokio::spawn(signaling.clone().run_ticker());
+    let app = Arc::new(App {
+        signaling,
+        ice: IcePolicy::new(&ctx.config, &ctx.turn_secret),
+    });
+    let router = Router::new()
+        .route("/", get(|| async { page("index.html") }))
+        .route("/r/{room}", get(room_page))
+        .route("/diag", get(|| async { page("diag.html") }))
+        .route("/assets/{*path}", get(asset))
+        .route("/favicon.ico", get(|| async { page("favicon.svg") }))
+        .route("/ws", get(websocket))
+        .route("/api/ice", get(ice_servers))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(app);
+    // Stop the WebSockets when the server stops accepting (graceful shutdown).
+    (router, stop_tx)
+}
+
+fn display_addr(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
+async fn room_page(Path(room): Path<String>) -> Response {
+    match signal::check_room(&room) {
+        Ok(_) => page("room.html"),
+        Err(_) => (StatusCode::NOT_FOUND, "no such room id\n").into_response(),
+    }
+}
+
+async fn asset(Path(path): Path<String>) -> Response {
+    page(&path)
+}
+
+fn page(path: &str) -> Response {
+    let Some(a) = assets::get(path) else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    let mut resp = a.body.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.mime));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' blob: data:; \
+             media-src 'self' blob: mediastream:; frame-ancestors 'none'",
+        ),
+    );
+    resp
+}
+
+fn host_of(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::HOST).and_then(|h| h.to_str().ok())
+}
+
+async fn websocket(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let ice = app.ice.servers_for(host_of(&headers));
+    let signaling = app.signaling.clone();
+    upgrade
+        .max_message_size(ws::MAX_FRAME_BYTES)
+        .max_frame_size(ws::MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| signaling.run_connection(socket, ice))
+}
+
+async fn ice_servers(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let servers = app.ice.servers_for(host_of(&headers));
+    let body = serde_json::json!({ "iceServers": servers });
+    let mut resp = axum::Json(body).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }

@@ -1,0 +1,47 @@
+//! The browser app (`web/`), embedded in the binary so that it is served the
+//! same from any working directory.
+
+/// One embedded file: URL path under `/assets/`, content type, bytes.
+pub struct Asset {
+    /// Path below `web/`.
+    pub path: &'static str,
+    /// `Content-Type` header value.
+    pub mime: &'static str,
+    /// File contents.
+    pub body: &'static [u8],
+}
+
+macro_rules! embed {
+    ($($path:literal => $mime:expr),* $(,)?) => {
+        &[$(Asset {
+            path: $path,
+            mime: $mime,
+            body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/", $path)),
+        }),*]
+    };
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Every file of the web app.
+pub static ASSETS: &[Asset] = embed![
+    "index.html" => "text/html; charset=utf-8",
+    "room.html" => "text/html; charset=utf-8",
+    "diag.html" => "text/html; charset=utf-8",
+    "app.css" => "text/css; charset=utf-8",
+    "favicon.svg" => "image/svg+xml",
+    "js/home.js" => JS,
+    "js/room.js" => JS,
+    "js/diag.js" => JS,
+    "js/signaling.js" => JS,
+    "js/peer.js" => JS,
+    "js/files.js" => JS,
+    "js/sha256.js" => JS,
+    "js/stats.js" => JS,
+    "js/ui.js" => JS,
+];
+
+/// The embedded file at `path` (below `web/`).
+pub fn get(path: &str) -> Option<&'static Asset> {
+    ASSETS.iter().find(|a| a.path == path)
+}

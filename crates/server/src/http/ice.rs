@@ -1,0 +1,161 @@
+//! The ICE servers handed to browsers: this node's STUN and TURN (UDP and TCP)
+//! with ephemeral credentials minted from the TURN secret (coturn's REST
+//! scheme), or the operator's `--ice-server` URLs instead.
+
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use signal::IceServer;
+
+use crate::config::Config;
+
+/// Builds the ICE server list for one browser.
+pub struct IcePolicy {
+    public_host: Option<String>,
+    fallback_host: String,
+    port: u16,
+    external: Vec<String>,
+    ttl: u64,
+    secret: Vec<u8>,
+}
+
+impl IcePolicy {
+    /// From the configuration and the TURN secret.
+    pub fn new(config: &Config, secret: &str) -> Self {
+        let ip = config.turn_listen.ip();
+        let fallback_host = if ip.is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            host_literal(ip)
+        };
+        IcePolicy {
+            public_host: config.public_host.clone(),
+            fallback_host,
+            port: config.turn_listen.port(),
+            external: config.ice_servers.clone(),
+            ttl: config.credential_ttl,
+            secret: secret.as_bytes().to_vec(),
+        }
+    }
+
+    /// The list for a browser that reached us with HTTP `Host` header `host`.
+    pub fn servers_for(&self, host: Option<&str>) -> Vec<IceServer> {
+        let expires = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+            .saturating_add(self.ttl);
+        let cred = turn::credentials::mint(&self.secret, expires, None);
+        if !self.external.is_empty() {
+            // External servers share our secret (e.g. coturn with the same
+            // --auth-secret): TURN URLs get the minted credential, STUN none.
+            return self
+                .external
+                .iter()
+                .map(|url| {
+                    let is_turn = url.starts_with("turn:") || url.starts_with("turns:");
+                    IceServer {
+                        urls: vec![url.clone()],
+                        username: is_turn.then(|| cred.username.clone()),
+                        credential: is_turn.then(|| cred.password.clone()),
+                    }
+                })
+                .collect();
+        }
+        let host = self
+            .public_host
+            .clone()
+            .or_else(|| host.and_then(hostname_of))
+            .unwrap_or_else(|| self.fallback_host.clone());
+        let p = self.port;
+        vec![
+            IceServer {
+                urls: vec![format!("stun:{host}:{p}")],
+                username: None,
+                credential: None,
+            },
+            IceServer {
+                urls: vec![
+                    format!("turn:{host}:{p}?transport=udp"),
+                    format!("turn:{host}:{p}?transport=tcp"),
+                ],
+                username: Some(cred.username),
+                credential: Some(cred.password),
+            },
+        ]
+    }
+}
+
+/// The host part of a `Host` header, as usable in an ICE URL. `localhost`
+/// becomes `127.0.0.1`: browsers resolve ICE server names themselves and
+/// some refuse or map `localhost` differently.
+fn hostname_of(header: &str) -> Option<String> {
+    let header = header.trim();
+    let host = if let Some(rest) = header.strip_prefix('[') {
+        // [v6]:port
+        let (inner, _) = rest.split_once(']')?;
+        return inner
+            .parse::<IpAddr>()
+            .ok()
+            .map(host_literal)
+            .filter(|_| !inner.is_empty());
+    } else {
+        header.rsplit_once(':').map_or(header, |(h, _)| h)
+    };
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    {
+        return None;
+    }
+    if host.eq_ignore_ascii_case("localhost") {
+        return Some("127.0.0.1".to_owned());
+    }
+    Some(host.to_owned())
+}
+
+fn host_literal(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_forms() {
+        assert_eq!(hostname_of("10.0.0.5:8080").as_deref(), Some("10.0.0.5"));
+        assert_eq!(hostname_of("localhost:8080").as_deref(), Some("127.0.0.1"));
+        assert_eq!(hostname_of("example.org").as_deref(), Some("example.org"));
+        assert_eq!(hostname_of("[::1]:8080").as_deref(), Some("[::1]"));
+        assert_eq!(hostname_of("bad host?:1"), None);
+        assert_eq!(hostname_of("[nope]:1"), None);
+    }
+
+    #[test]
+    fn builtin_servers_carry_minted_credentials() {
+        let mut config = Config::default();
+        config.turn_listen = "0.0.0.0:3478".parse().unwrap_or(config.turn_listen);
+        let policy = IcePolicy::new(&config, "s3cret");
+        let servers = policy.servers_for(Some("192.0.2.1:8080"));
+        assert_eq!(servers.len(), 2);
+        let turn = servers.get(1).cloned();
+        let turn = turn.as_ref();
+        assert_eq!(
+            turn.map(|s| s.urls.clone()),
+            Some(vec![
+                "turn:192.0.2.1:3478?transport=udp".to_owned(),
+                "turn:192.0.2.1:3478?transport=tcp".to_owned()
+            ])
+        );
+        let user = turn.and_then(|s| s.username.clone()).unwrap_or_default();
+        assert_eq!(
+            turn.and_then(|s| s.credential.clone()),
+            Some(turn::credentials::password_for(b"s3cret", &user))
+        );
+    }
+}
