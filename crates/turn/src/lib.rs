@@ -5,4 +5,15 @@
 //! their addresses, time comes in as [`std::time::Instant`], and what to send
 //! comes out.
 
+pub mod allocation;
+pub mod auth;
+pub mod channel_data;
 pub mod credentials;
+pub mod nonce;
+pub mod policy;
+pub mod server;
+
+pub use server::{
+    ClientSend, Event, FiveTuple, PEER_HEADROOM, PEER_TAILROOM, PeerSend, RelaySockets, Server,
+    ServerConfig, Transmit, Transport,
+};

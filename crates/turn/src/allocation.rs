@@ -1,0 +1,208 @@
+//! One allocation's state: relayed address, lifetime, permissions and
+//! channel bindings (RFC 8656 §6, §9, §12). Plain data; the server decides.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::auth::Key;
+
+/// Permission lifetime (RFC 8656 §9).
+pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
+/// Channel binding lifetime (RFC 8656 §12).
+pub const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
+/// How long an expired channel number or peer stays unusable for another
+/// binding (RFC 8656 §12: 5 minutes after expiry).
+pub const CHANNEL_COOLDOWN: Duration = Duration::from_secs(300);
+
+/// A channel binding.
+#[derive(Debug, Clone, Copy)]
+pub struct Channel {
+    /// The peer bound to the channel.
+    pub peer: SocketAddr,
+    /// When the binding expires; after that it is in cooldown until
+    /// `expires + CHANNEL_COOLDOWN`.
+    pub expires: Instant,
+}
+
+/// An allocation on a relay address, owned by one client 5-tuple.
+#[derive(Debug)]
+pub struct Allocation {
+    /// The local relay socket address (what the driver bound).
+    pub relay: SocketAddr,
+    /// The relay address advertised to the client (differs behind 1:1 NAT).
+    pub advertised: SocketAddr,
+    /// Expiry of the allocation.
+    pub expires: Instant,
+    /// The user that created it; later requests must use the same one (441).
+    pub username: Box<str>,
+    /// The long-term key derived once when the allocation was created.
+    pub key: Key,
+    /// Per-peer-IP permission expiry.
+    pub permissions: HashMap<IpAddr, Instant>,
+    /// Channel number → binding.
+    pub channels: HashMap<u16, Channel>,
+    /// Peer address → channel number.
+    pub channel_of_peer: HashMap<SocketAddr, u16>,
+    /// The transaction id of the Allocate request that created this
+    /// allocation, so that a retransmission gets the same success (RFC 8656 §7.2).
+    pub allocate_tid: stun::TransactionId,
+}
+
+/// Why a ChannelBind is refused (all map to 400, RFC 8656 §12.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindError {
+    /// The channel is bound (or cooling down) to another peer.
+    ChannelTaken,
+    /// The peer is bound (or cooling down) to another channel.
+    PeerTaken,
+}
+
+impl Allocation {
+    /// True if a permission for the peer's IP is installed at `now`.
+    pub fn permits(&self, peer: IpAddr, now: Instant) -> bool {
+        self.permissions.get(&peer).is_some_and(|&e| e > now)
+    }
+
+    /// Installs or refreshes a permission (RFC 8656 §9.2).
+    pub fn add_permission(&mut self, peer: IpAddr, now: Instant) {
+        self.permissions.insert(peer, now + PERMISSION_LIFETIME);
+    }
+
+    /// The live channel bound to `peer`.
+    pub fn channel_for_peer(&self, peer: SocketAddr, now: Instant) -> Option<u16> {
+        let n = *self.channel_of_peer.get(&peer)?;
+        let ch = self.channels.get(&n)?;
+        (ch.expires > now).then_some(n)
+    }
+
+    /// The peer of a live channel.
+    pub fn peer_for_channel(&self, channel: u16, now: Instant) -> Option<SocketAddr> {
+        let ch = self.channels.get(&channel)?;
+        (ch.expires > now).then_some(ch.peer)
+    }
+
+    /// Binds or refreshes `channel` to `peer` (RFC 8656 §12.2), also
+    /// installing a permission for the peer's IP.
+    pub fn bind_channel(
+        &mut self,
+        channel: u16,
+        peer: SocketAddr,
+        now: Instant,
+    ) -> Result<(), BindError> {
+        if let Some(ch) = self.channels.get(&channel) {
+            let in_use = ch.expires + CHANNEL_COOLDOWN > now;
+            if ch.peer != peer && in_use {
+                return Err(BindError::ChannelTaken);
+            }
+        }
+        if let Some(&n) = self.channel_of_peer.get(&peer) {
+            let in_use = self
+                .channels
+                .get(&n)
+                .is_some_and(|ch| ch.expires + CHANNEL_COOLDOWN > now);
+            if n != channel && in_use {
+                return Err(BindError::PeerTaken);
+            }
+        }
+        if let Some(old) = self.channels.insert(
+            channel,
+            Channel {
+                peer,
+                expires: now + CHANNEL_LIFETIME,
+            },
+        ) && old.peer != peer
+        {
+            self.channel_of_peer.remove(&old.peer);
+        }
+        if let Some(old) = self.channel_of_peer.insert(peer, channel)
+            && old != channel
+        {
+            self.channels.remove(&old);
+        }
+        self.add_permission(peer.ip(), now);
+        Ok(())
+    }
+
+    /// Drops expired permissions and channels past their cooldown.
+    pub fn sweep(&mut self, now: Instant) {
+        self.permissions.retain(|_, e| *e > now);
+        let mut gone = Vec::new();
+        self.channels.retain(|_, ch| {
+            let keep = ch.expires + CHANNEL_COOLDOWN > now;
+            if !keep {
+                gone.push(ch.peer);
+            }
+            keep
+        });
+        for peer in gone {
+            self.channel_of_peer.remove(&peer);
+        }
+    }
+
+    /// The earliest instant at which [`Allocation::sweep`] has work to do,
+    /// or the allocation itself expires.
+    pub fn next_deadline(&self) -> Instant {
+        let perm = self.permissions.values().copied();
+        let chan = self.channels.values().map(|c| c.expires + CHANNEL_COOLDOWN);
+        perm.chain(chan).fold(self.expires, Instant::min)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alloc(now: Instant) -> Allocation {
+        Allocation {
+            relay: "127.0.0.1:50000".parse().unwrap(),
+            advertised: "127.0.0.1:50000".parse().unwrap(),
+            expires: now + Duration::from_secs(600),
+            username: "u".into(),
+            key: Key::md5([0; 16]),
+            permissions: HashMap::new(),
+            channels: HashMap::new(),
+            channel_of_peer: HashMap::new(),
+            allocate_tid: stun::TransactionId([0; 12]),
+        }
+    }
+
+    #[test]
+    fn permission_expires_after_300s() {
+        let t0 = Instant::now();
+        let mut a = alloc(t0);
+        let peer: IpAddr = "198.51.100.1".parse().unwrap();
+        assert!(!a.permits(peer, t0));
+        a.add_permission(peer, t0);
+        assert!(a.permits(peer, t0 + Duration::from_secs(299)));
+        assert!(!a.permits(peer, t0 + Duration::from_secs(300)));
+        a.sweep(t0 + Duration::from_secs(301));
+        assert!(a.permissions.is_empty());
+    }
+
+    #[test]
+    fn channel_rebinding_rules() {
+        let t0 = Instant::now();
+        let mut a = alloc(t0);
+        let p1: SocketAddr = "198.51.100.1:1000".parse().unwrap();
+        let p2: SocketAddr = "198.51.100.2:2000".parse().unwrap();
+        assert_eq!(a.bind_channel(0x4000, p1, t0), Ok(()));
+        // Refresh with the same pair is fine.
+        assert_eq!(
+            a.bind_channel(0x4000, p1, t0 + Duration::from_secs(1)),
+            Ok(())
+        );
+        assert_eq!(a.bind_channel(0x4000, p2, t0), Err(BindError::ChannelTaken));
+        assert_eq!(a.bind_channel(0x4001, p1, t0), Err(BindError::PeerTaken));
+        assert!(a.permits(p1.ip(), t0));
+        // Expired at 601 s, but cooling down for 5 more minutes.
+        let t = t0 + Duration::from_secs(602);
+        assert_eq!(a.peer_for_channel(0x4000, t), None);
+        assert_eq!(a.bind_channel(0x4000, p2, t), Err(BindError::ChannelTaken));
+        let t = t0 + Duration::from_secs(1 + 600 + 300);
+        assert_eq!(a.bind_channel(0x4000, p2, t), Ok(()));
+        assert_eq!(a.channel_for_peer(p2, t), Some(0x4000));
+        assert_eq!(a.channel_for_peer(p1, t), None);
+        assert_eq!(a.bind_channel(0x4001, p1, t), Ok(()));
+    }
+}

@@ -1,0 +1,447 @@
+//! Request handlers: Binding (RFC 8489 §7.3), Allocate (RFC 8656 §7.2),
+//! Refresh (§7.3), CreatePermission (§9.2), ChannelBind (§12.2), with the
+//! address-family rules of RFC 8656 §7.2 and RFC 6156.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use stun::{AddressFamily, Attribute, AttributeType, Class, Message, Method, UnknownAttributes};
+
+use super::request::Auth;
+use super::{FiveTuple, RESERVATION_LIFETIME, RelaySockets, Reservation, Server};
+use crate::allocation::Allocation;
+use crate::channel_data::{MAX_CHANNEL, MIN_CHANNEL};
+
+/// UDP, the only REQUESTED-TRANSPORT this relay offers.
+const UDP: u8 = 17;
+/// How many relay ports an Allocate tries before giving up with 508.
+const BIND_ATTEMPTS: usize = 64;
+
+/// What an Allocate success response reports.
+struct Granted {
+    relay: SocketAddr,
+    lifetime: Duration,
+    token: Option<[u8; 8]>,
+    additional: bool,
+}
+
+impl Server {
+    pub(super) fn handle_request(
+        &mut self,
+        now: Instant,
+        from: FiveTuple,
+        req: &Message<'_>,
+        relays: &mut dyn RelaySockets,
+    ) {
+        let method = req.method();
+        if method == Method::BINDING {
+            if self.reject_unknown(from, req, None) {
+                return;
+            }
+            let attrs = [Attribute::XorMappedAddress(from.client)];
+            self.reply(from, req, Class::Success, None, &attrs);
+            return;
+        }
+        let known = [
+            Method::ALLOCATE,
+            Method::REFRESH,
+            Method::CREATE_PERMISSION,
+            Method::CHANNEL_BIND,
+        ];
+        if !known.contains(&method) {
+            self.error(from, req, 400, None);
+            return;
+        }
+        let Some(auth) = self.authenticate(now, from, req) else {
+            return;
+        };
+        if self.reject_unknown(from, req, Some(&auth)) {
+            return;
+        }
+        if method == Method::ALLOCATE {
+            self.allocate(now, from, req, &auth, relays);
+            return;
+        }
+        let Some(a) = self.allocations.get(&from).filter(|a| a.expires > now) else {
+            self.error(from, req, 437, Some(&auth));
+            return;
+        };
+        if a.username != auth.username {
+            self.error(from, req, 441, Some(&auth));
+            return;
+        }
+        match method {
+            Method::REFRESH => self.refresh(now, from, req, &auth),
+            Method::CREATE_PERMISSION => self.create_permission(now, from, req, &auth),
+            _ => self.channel_bind(now, from, req, &auth),
+        }
+    }
+
+    /// Answers 420 listing unknown comprehension-required attributes.
+    fn reject_unknown(&mut self, from: FiveTuple, req: &Message<'_>, auth: Option<&Auth>) -> bool {
+        let mut unknown = Vec::new();
+        for t in req.unknown_comprehension_required() {
+            unknown.extend_from_slice(&t.0.to_be_bytes());
+        }
+        if unknown.is_empty() {
+            return false;
+        }
+        let attrs = [
+            Attribute::ErrorCode(stun::ErrorCode {
+                code: 420,
+                reason: super::request::reason(420),
+            }),
+            Attribute::UnknownAttributes(UnknownAttributes::from_encoded(&unknown)),
+        ];
+        self.reply(from, req, Class::Error, auth, &attrs);
+        true
+    }
+
+    fn lifetime(&self, req: &Message<'_>) -> Duration {
+        let asked = match req.attribute(AttributeType::LIFETIME) {
+            Some(Ok(Attribute::Lifetime(s))) => Duration::from_secs(s.into()),
+            _ => self.config.default_lifetime,
+        };
+        asked
+            .max(self.config.default_lifetime)
+            .min(self.config.max_lifetime)
+    }
+
+    fn allocate(
+        &mut self,
+        now: Instant,
+        from: FiveTuple,
+        req: &Message<'_>,
+        auth: &Auth,
+        relays: &mut dyn RelaySockets,
+    ) {
+        if let Some(a) = self.allocations.get(&from).filter(|a| a.expires > now) {
+            if a.allocate_tid == req.transaction_id() {
+                // A retransmission: answer as before.
+                let left = a.expires.saturating_duration_since(now);
+                let granted = Granted {
+                    relay: a.advertised,
+                    lifetime: left,
+                    token: None,
+                    additional: false,
+                };
+                self.allocate_success(from, req, auth, granted);
+            } else {
+                self.error(from, req, 437, Some(auth));
+            }
+            return;
+        }
+        match req.attribute(AttributeType::REQUESTED_TRANSPORT) {
+            Some(Ok(Attribute::RequestedTransport(UDP))) => {}
+            Some(Ok(Attribute::RequestedTransport(_))) => {
+                return self.error(from, req, 442, Some(auth));
+            }
+            _ => return self.error(from, req, 400, Some(auth)),
+        }
+        let attr = |t| req.attribute(t);
+        let token = match attr(AttributeType::RESERVATION_TOKEN) {
+            Some(Ok(Attribute::ReservationToken(t))) => Some(t),
+            Some(_) => return self.error(from, req, 400, Some(auth)),
+            None => None,
+        };
+        let even_port = match attr(AttributeType::EVEN_PORT) {
+            Some(Ok(Attribute::EvenPort(r))) => Some(r),
+            Some(_) => return self.error(from, req, 400, Some(auth)),
+            None => None,
+        };
+        let family = match attr(AttributeType::REQUESTED_ADDRESS_FAMILY) {
+            Some(Ok(Attribute::RequestedAddressFamily(f))) => Some(f),
+            Some(_) => return self.error(from, req, 440, Some(auth)),
+            None => None,
+        };
+        let additional = match attr(AttributeType::ADDITIONAL_ADDRESS_FAMILY) {
+            Some(Ok(Attribute::AdditionalAddressFamily(AddressFamily::V6))) => true,
+            Some(_) => return self.error(from, req, 400, Some(auth)),
+            None => false,
+        };
+        if (token.is_some() && (even_port.is_some() || family.is_some() || additional))
+            || (family.is_some() && additional)
+        {
+            return self.error(from, req, 400, Some(auth));
+        }
+        let users = self.per_user.get(&auth.username).copied().unwrap_or(0);
+        if users >= self.config.user_quota {
+            return self.error(from, req, 486, Some(auth));
+        }
+        if self.allocations.len() >= self.config.total_quota {
+            return self.error(from, req, 508, Some(auth));
+        }
+
+        let (relay, reserved_token) = if let Some(t) = token {
+            match self.reservations.remove(&t).filter(|r| r.expires > now) {
+                Some(r) => (r.relay, None),
+                None => return self.error(from, req, 508, Some(auth)),
+            }
+        } else {
+            let family = family.unwrap_or(AddressFamily::V4);
+            let Some(ip) = self.relay_ip(from, family) else {
+                return self.error(from, req, 440, Some(auth));
+            };
+            match self.bind_relay(ip, even_port, relays) {
+                Some((relay, reserved)) => {
+                    let token = reserved.map(|r| {
+                        let t: [u8; 8] = self.rng.random();
+                        self.reservations.insert(
+                            t,
+                            Reservation {
+                                relay: r,
+                                expires: now + RESERVATION_LIFETIME,
+                            },
+                        );
+                        self.schedule(now + RESERVATION_LIFETIME);
+                        t
+                    });
+                    (relay, token)
+                }
+                None => return self.error(from, req, 508, Some(auth)),
+            }
+        };
+        let advertised = match (self.config.external_ip, relay.ip()) {
+            (Some(ext @ IpAddr::V4(_)), IpAddr::V4(_))
+            | (Some(ext @ IpAddr::V6(_)), IpAddr::V6(_)) => SocketAddr::new(ext, relay.port()),
+            _ => relay,
+        };
+        let lifetime = self.lifetime(req);
+        let expires = now + lifetime;
+        self.allocations.insert(
+            from,
+            Allocation {
+                relay,
+                advertised,
+                expires,
+                username: auth.username.clone(),
+                key: auth.key,
+                permissions: HashMap::new(),
+                channels: HashMap::new(),
+                channel_of_peer: HashMap::new(),
+                allocate_tid: req.transaction_id(),
+            },
+        );
+        self.by_relay.insert(relay, from);
+        *self.per_user.entry(auth.username.clone()).or_insert(0) += 1;
+        self.schedule(expires);
+        let granted = Granted {
+            relay: advertised,
+            lifetime,
+            token: reserved_token,
+            additional,
+        };
+        self.allocate_success(from, req, auth, granted);
+    }
+
+    /// The Allocate success response, with the reservation token if one was
+    /// made. An additional IPv6 relay (dual allocation, RFC 8656 §7.2) is not
+    /// offered: `additional` is answered with ADDRESS-ERROR-CODE 440.
+    fn allocate_success(
+        &mut self,
+        from: FiveTuple,
+        req: &Message<'_>,
+        auth: &Auth,
+        granted: Granted,
+    ) {
+        let Granted {
+            relay: advertised,
+            lifetime,
+            token,
+            additional,
+        } = granted;
+        let secs = u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX);
+        let mut attrs = vec![
+            Attribute::XorRelayedAddress(advertised),
+            Attribute::Lifetime(secs),
+            Attribute::XorMappedAddress(from.client),
+        ];
+        if let Some(token) = token {
+            attrs.push(Attribute::ReservationToken(token));
+        }
+        if additional {
+            attrs.push(Attribute::AddressErrorCode(
+                AddressFamily::V6,
+                stun::ErrorCode {
+                    code: 440,
+                    reason: super::request::reason(440),
+                },
+            ));
+        }
+        self.reply(from, req, Class::Success, Some(auth), &attrs);
+    }
+
+    /// The IP to bind a relay of `family` on: the address the client reached
+    /// us at if it is of that family, else a configured relay IP.
+    fn relay_ip(&self, from: FiveTuple, family: AddressFamily) -> Option<IpAddr> {
+        let server_ip = from.server.ip();
+        if AddressFamily::of(server_ip) == family && !server_ip.is_unspecified() {
+            return Some(server_ip);
+        }
+        self.config
+            .relay_ips
+            .iter()
+            .copied()
+            .find(|ip| AddressFamily::of(*ip) == family)
+    }
+
+    /// Binds a relay socket on a free port of the range; with EVEN-PORT an
+    /// even one, and with its R bit also the next port, returned as reserved.
+    fn bind_relay(
+        &mut self,
+        ip: IpAddr,
+        even_port: Option<bool>,
+        relays: &mut dyn RelaySockets,
+    ) -> Option<(SocketAddr, Option<SocketAddr>)> {
+        let (low, high) = (
+            *self.config.relay_ports.start(),
+            *self.config.relay_ports.end(),
+        );
+        let span = u32::from(high - low) + 1;
+        let start = self.rng.random_range(0..span);
+        let mut attempts = 0;
+        for i in 0..span {
+            let port = u16::try_from(u32::from(low) + (start + i) % span).ok()?;
+            let addr = SocketAddr::new(ip, port);
+            if self.by_relay.contains_key(&addr) || self.is_reserved(addr) {
+                continue;
+            }
+            if even_port.is_some() && port % 2 != 0 {
+                continue;
+            }
+            let next = SocketAddr::new(ip, port.checked_add(1)?);
+            let reserve = even_port == Some(true);
+            if reserve
+                && (port == high || self.by_relay.contains_key(&next) || self.is_reserved(next))
+            {
+                continue;
+            }
+            attempts += 1;
+            if attempts > BIND_ATTEMPTS {
+                return None;
+            }
+            if relays.bind(addr).is_err() {
+                continue;
+            }
+            if reserve {
+                if relays.bind(next).is_err() {
+                    self.events.push_back(super::Event::RelayClosed(addr));
+                    continue;
+                }
+                return Some((addr, Some(next)));
+            }
+            return Some((addr, None));
+        }
+        None
+    }
+
+    fn is_reserved(&self, addr: SocketAddr) -> bool {
+        self.reservations.values().any(|r| r.relay == addr)
+    }
+
+    fn refresh(&mut self, now: Instant, from: FiveTuple, req: &Message<'_>, auth: &Auth) {
+        let Some(a) = self.allocations.get(&from) else {
+            return self.error(from, req, 437, Some(auth));
+        };
+        if let Some(Ok(Attribute::RequestedAddressFamily(f))) =
+            req.attribute(AttributeType::REQUESTED_ADDRESS_FAMILY)
+            && f != AddressFamily::of(a.relay.ip())
+        {
+            return self.error(from, req, 443, Some(auth));
+        }
+        let zero = matches!(
+            req.attribute(AttributeType::LIFETIME),
+            Some(Ok(Attribute::Lifetime(0)))
+        );
+        let lifetime = if zero {
+            self.remove_allocation(&from);
+            Duration::ZERO
+        } else {
+            let l = self.lifetime(req);
+            if let Some(a) = self.allocations.get_mut(&from) {
+                a.expires = now + l;
+            }
+            self.schedule(now + l);
+            l
+        };
+        let secs = u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX);
+        self.reply(
+            from,
+            req,
+            Class::Success,
+            Some(auth),
+            &[Attribute::Lifetime(secs)],
+        );
+    }
+
+    /// Checks a peer address for CreatePermission and ChannelBind: 443 if its
+    /// family differs from the relay's, 403 if policy forbids it.
+    fn check_peer(&self, relay: SocketAddr, peer: SocketAddr) -> Result<(), u16> {
+        if AddressFamily::of(peer.ip()) != AddressFamily::of(relay.ip()) {
+            return Err(443);
+        }
+        if !self.config.policy.permits(peer.ip()) {
+            return Err(403);
+        }
+        Ok(())
+    }
+
+    fn create_permission(&mut self, now: Instant, from: FiveTuple, req: &Message<'_>, auth: &Auth) {
+        let Some(relay) = self.allocations.get(&from).map(|a| a.relay) else {
+            return self.error(from, req, 437, Some(auth));
+        };
+        let mut peers = Vec::new();
+        for raw in req.attributes() {
+            if raw.typ != AttributeType::XOR_PEER_ADDRESS {
+                continue;
+            }
+            match Attribute::decode(raw, &req.transaction_id()) {
+                Ok(Attribute::XorPeerAddress(p)) => peers.push(p),
+                _ => return self.error(from, req, 400, Some(auth)),
+            }
+        }
+        if peers.is_empty() {
+            return self.error(from, req, 400, Some(auth));
+        }
+        for p in &peers {
+            if let Err(code) = self.check_peer(relay, *p) {
+                return self.error(from, req, code, Some(auth));
+            }
+        }
+        if let Some(a) = self.allocations.get_mut(&from) {
+            for p in &peers {
+                a.add_permission(p.ip(), now);
+            }
+        }
+        self.schedule(now + crate::allocation::PERMISSION_LIFETIME);
+        self.reply(from, req, Class::Success, Some(auth), &[]);
+    }
+
+    fn channel_bind(&mut self, now: Instant, from: FiveTuple, req: &Message<'_>, auth: &Auth) {
+        let Some(relay) = self.allocations.get(&from).map(|a| a.relay) else {
+            return self.error(from, req, 437, Some(auth));
+        };
+        let channel = match req.attribute(AttributeType::CHANNEL_NUMBER) {
+            Some(Ok(Attribute::ChannelNumber(n))) if (MIN_CHANNEL..=MAX_CHANNEL).contains(&n) => n,
+            _ => return self.error(from, req, 400, Some(auth)),
+        };
+        let peer = match req.attribute(AttributeType::XOR_PEER_ADDRESS) {
+            Some(Ok(Attribute::XorPeerAddress(p))) => p,
+            _ => return self.error(from, req, 400, Some(auth)),
+        };
+        if let Err(code) = self.check_peer(relay, peer) {
+            return self.error(from, req, code, Some(auth));
+        }
+        let bound = match self.allocations.get_mut(&from) {
+            Some(a) => a.bind_channel(channel, peer, now),
+            None => return self.error(from, req, 437, Some(auth)),
+        };
+        if bound.is_err() {
+            return self.error(from, req, 400, Some(auth));
+        }
+        self.schedule(now + crate::allocation::PERMISSION_LIFETIME);
+        self.reply(from, req, Class::Success, Some(auth), &[]);
+    }
+}

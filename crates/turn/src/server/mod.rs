@@ -1,0 +1,407 @@
+//! The TURN server core (RFC 8656, RFC 6156 for IPv6), sans-IO.
+//!
+//! The driver feeds it datagrams and stream frames from clients
+//! ([`Server::handle_client`]) and from peers ([`Server::handle_peer`]), asks
+//! [`Server::poll_transmit`] for responses and [`Server::poll_event`] for relay
+//! sockets to close, and calls [`Server::handle_timeout`] when
+//! [`Server::poll_timeout`] is due. Relayed data comes back directly from the
+//! `handle_*` calls, borrowing the input buffer: no allocation, no copy.
+
+mod handlers;
+mod request;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use stun::{Attribute, Class, Message, MessageBuilder, Method};
+
+use crate::allocation::Allocation;
+use crate::auth::Users;
+use crate::channel_data::ChannelData;
+use crate::nonce::NonceKey;
+use crate::policy::PeerPolicy;
+
+/// Transport between client and server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP.
+    Udp,
+    /// TCP (RFC 8656 §11 framing).
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+}
+
+impl Transport {
+    /// True for stream transports, where ChannelData is padded to 4 bytes.
+    pub fn is_stream(self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
+}
+
+/// The client side of an allocation: transport, client and server addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FiveTuple {
+    /// UDP, TCP or TLS.
+    pub transport: Transport,
+    /// The client's address as the server sees it.
+    pub client: SocketAddr,
+    /// The server address the client sent to (a concrete IP, not 0.0.0.0).
+    pub server: SocketAddr,
+}
+
+/// Binds relay sockets on behalf of the core.
+pub trait RelaySockets {
+    /// Binds a UDP socket to `local`; an error makes the core try another port.
+    fn bind(&mut self, local: SocketAddr) -> std::io::Result<()>;
+}
+
+/// Configuration of the core.
+#[derive(Debug)]
+pub struct ServerConfig {
+    /// Who may allocate.
+    pub users: Users,
+    /// Relay port range.
+    pub relay_ports: RangeInclusive<u16>,
+    /// Relay IPs to use for a family the client's server address is not of
+    /// (e.g. an IPv6 relay for a client that came over IPv4).
+    pub relay_ips: Vec<IpAddr>,
+    /// Advertised IPv4 relay address for 1:1 NAT.
+    pub external_ip: Option<IpAddr>,
+    /// Which peers may be relayed to.
+    pub policy: PeerPolicy,
+    /// Allocations per user (486 beyond it).
+    pub user_quota: usize,
+    /// Allocations in total (508 beyond it).
+    pub total_quota: usize,
+    /// Lifetime when the client asks for none or less (RFC 8656: 600 s).
+    pub default_lifetime: Duration,
+    /// Longest lifetime granted (RFC 8656 recommends 3600 s).
+    pub max_lifetime: Duration,
+    /// How long a nonce stays valid.
+    pub nonce_lifetime: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults for everything but the users.
+    pub fn new(users: Users) -> Self {
+        ServerConfig {
+            users,
+            relay_ports: 49152..=65535,
+            relay_ips: Vec::new(),
+            external_ip: None,
+            policy: PeerPolicy::default(),
+            user_quota: 16,
+            total_quota: 10_000,
+            default_lifetime: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(3600),
+            nonce_lifetime: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A STUN message to send to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it.
+    pub to: FiveTuple,
+    /// The message.
+    pub payload: Vec<u8>,
+}
+
+/// Data to send from a relay socket to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerSend<'a> {
+    /// The local relay socket address.
+    pub relay: SocketAddr,
+    /// The peer.
+    pub peer: SocketAddr,
+    /// The payload, borrowed from the client's packet.
+    pub payload: &'a [u8],
+}
+
+/// Data to send to a client: ChannelData or a Data indication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSend<'a> {
+    /// The client.
+    pub to: FiveTuple,
+    /// The framed message.
+    pub payload: &'a [u8],
+}
+
+/// Something the driver must act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// An allocation (or reservation) ended: close this relay socket.
+    RelayClosed(SocketAddr),
+}
+
+/// Bytes of headroom [`Server::handle_peer`] needs before the payload.
+pub const PEER_HEADROOM: usize = 4;
+/// Bytes of tailroom it needs after the payload (stream padding).
+pub const PEER_TAILROOM: usize = 3;
+
+/// A port held for a later Allocate with RESERVATION-TOKEN (RFC 8656 §7.2).
+#[derive(Debug)]
+struct Reservation {
+    relay: SocketAddr,
+    expires: Instant,
+}
+
+/// How long a reserved port is held.
+const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// The TURN server state machine.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    nonces: NonceKey,
+    start: Instant,
+    start_unix: u64,
+    allocations: HashMap<FiveTuple, Allocation>,
+    by_relay: HashMap<SocketAddr, FiveTuple>,
+    per_user: HashMap<Box<str>, usize>,
+    reservations: HashMap<[u8; 8], Reservation>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    next_sweep: Option<Instant>,
+    scratch: Vec<u8>,
+    rng: StdRng,
+}
+
+impl Server {
+    /// A server whose clocks read `now` and `unix_now` (seconds since the
+    /// Unix epoch, for ephemeral credentials); `seed` feeds its nonce key,
+    /// relay port choice and reservation tokens.
+    pub fn new(config: ServerConfig, now: Instant, unix_now: u64, seed: [u8; 32]) -> Self {
+        let mut rng = StdRng::from_seed(seed);
+        let nonces = NonceKey::new(rng.random());
+        Server {
+            config,
+            nonces,
+            start: now,
+            start_unix: unix_now,
+            allocations: HashMap::new(),
+            by_relay: HashMap::new(),
+            per_user: HashMap::new(),
+            reservations: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            next_sweep: None,
+            scratch: Vec::with_capacity(2048),
+            rng,
+        }
+    }
+
+    /// Number of live allocations.
+    pub fn allocation_count(&self) -> usize {
+        self.allocations.len()
+    }
+
+    /// The next response to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Server::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_sweep
+    }
+
+    fn schedule(&mut self, at: Instant) {
+        self.next_sweep = Some(self.next_sweep.map_or(at, |t| t.min(at)));
+    }
+
+    /// Expires allocations, permissions, channels and reservations.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<FiveTuple> = self
+            .allocations
+            .iter()
+            .filter(|(_, a)| a.expires <= now)
+            .map(|(ft, _)| *ft)
+            .collect();
+        for ft in expired {
+            self.remove_allocation(&ft);
+        }
+        let mut next: Option<Instant> = None;
+        for a in self.allocations.values_mut() {
+            a.sweep(now);
+            let d = a.next_deadline();
+            next = Some(next.map_or(d, |t| t.min(d)));
+        }
+        let events = &mut self.events;
+        self.reservations.retain(|_, r| {
+            let keep = r.expires > now;
+            if !keep {
+                events.push_back(Event::RelayClosed(r.relay));
+            }
+            keep
+        });
+        for r in self.reservations.values() {
+            next = Some(next.map_or(r.expires, |t| t.min(r.expires)));
+        }
+        self.next_sweep = next;
+    }
+
+    /// A stream connection closed: its allocation goes with it (RFC 8656 §3.1).
+    pub fn client_disconnected(&mut self, ft: &FiveTuple) {
+        self.remove_allocation(ft);
+    }
+
+    fn remove_allocation(&mut self, ft: &FiveTuple) {
+        if let Some(a) = self.allocations.remove(ft) {
+            self.by_relay.remove(&a.relay);
+            if let Some(n) = self.per_user.get_mut(&a.username) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_user.remove(&a.username);
+                }
+            }
+            self.events.push_back(Event::RelayClosed(a.relay));
+        }
+    }
+
+    fn secs_since_start(&self, now: Instant) -> u32 {
+        u32::try_from(now.saturating_duration_since(self.start).as_secs()).unwrap_or(u32::MAX)
+    }
+
+    fn unix_now(&self, now: Instant) -> u64 {
+        self.start_unix + now.saturating_duration_since(self.start).as_secs()
+    }
+
+    /// Handles a datagram (or one stream frame) from a client. Returns data
+    /// to relay to a peer, borrowed from `packet`; responses are queued.
+    pub fn handle_client<'a>(
+        &mut self,
+        now: Instant,
+        from: FiveTuple,
+        packet: &'a [u8],
+        relays: &mut dyn RelaySockets,
+    ) -> Option<PeerSend<'a>> {
+        match packet.first()? {
+            0x40..=0x4F => self.channel_data_from_client(now, from, packet),
+            0x00..=0x03 => {
+                let msg = Message::decode(packet).ok()?;
+                match msg.class() {
+                    Class::Request => {
+                        self.handle_request(now, from, &msg, relays);
+                        None
+                    }
+                    Class::Indication if msg.method() == Method::SEND => {
+                        self.send_indication(now, from, &msg)
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn channel_data_from_client<'a>(
+        &self,
+        now: Instant,
+        from: FiveTuple,
+        packet: &'a [u8],
+    ) -> Option<PeerSend<'a>> {
+        let cd = ChannelData::decode(packet).ok()?;
+        let a = self.allocations.get(&from)?;
+        if a.expires <= now {
+            return None;
+        }
+        let peer = a.peer_for_channel(cd.channel, now)?;
+        Some(PeerSend {
+            relay: a.relay,
+            peer,
+            payload: cd.payload,
+        })
+    }
+
+    /// Send indication (RFC 8656 §11.3): relay DATA to XOR-PEER-ADDRESS if a
+    /// permission exists; anything else is silently dropped.
+    fn send_indication<'a>(
+        &self,
+        now: Instant,
+        from: FiveTuple,
+        msg: &Message<'a>,
+    ) -> Option<PeerSend<'a>> {
+        let a = self.allocations.get(&from)?;
+        if a.expires <= now {
+            return None;
+        }
+        let Some(Ok(Attribute::XorPeerAddress(peer))) =
+            msg.attribute(stun::AttributeType::XOR_PEER_ADDRESS)
+        else {
+            return None;
+        };
+        let Some(Ok(Attribute::Data(payload))) = msg.attribute(stun::AttributeType::DATA) else {
+            return None;
+        };
+        if !a.permits(peer.ip(), now) {
+            return None;
+        }
+        Some(PeerSend {
+            relay: a.relay,
+            peer,
+            payload,
+        })
+    }
+
+    /// Handles a datagram that arrived on relay socket `relay` from `peer`.
+    ///
+    /// The payload is `buf[PEER_HEADROOM..PEER_HEADROOM + len]`; `buf` must
+    /// have [`PEER_TAILROOM`] spare bytes after it. A ChannelData header is
+    /// written into the headroom, so the result usually borrows `buf`; a
+    /// Data indication is built in an internal buffer.
+    pub fn handle_peer<'a>(
+        &'a mut self,
+        now: Instant,
+        relay: SocketAddr,
+        peer: SocketAddr,
+        buf: &'a mut [u8],
+        len: usize,
+    ) -> Option<ClientSend<'a>> {
+        let ft = *self.by_relay.get(&relay)?;
+        let a = self.allocations.get(&ft)?;
+        if a.expires <= now || !a.permits(peer.ip(), now) {
+            return None;
+        }
+        let len16 = u16::try_from(len).ok()?;
+        if let Some(channel) = a.channel_for_peer(peer, now) {
+            let padded = if ft.transport.is_stream() {
+                len.next_multiple_of(4)
+            } else {
+                len
+            };
+            let frame = buf.get_mut(..PEER_HEADROOM + padded)?;
+            frame
+                .get_mut(..PEER_HEADROOM)?
+                .copy_from_slice(&ChannelData::header(channel, len16));
+            frame.get_mut(PEER_HEADROOM + len..)?.fill(0);
+            return Some(ClientSend {
+                to: ft,
+                payload: frame,
+            });
+        }
+        let data = buf.get(PEER_HEADROOM..PEER_HEADROOM + len)?;
+        self.scratch.clear();
+        let tid = stun::TransactionId(self.rng.random());
+        let mut b = MessageBuilder::new(&mut self.scratch, Class::Indication, Method::DATA, tid);
+        b.add(&Attribute::XorPeerAddress(peer)).ok()?;
+        b.add(&Attribute::Data(data)).ok()?;
+        Some(ClientSend {
+            to: ft,
+            payload: b.finish(),
+        })
+    }
+}
