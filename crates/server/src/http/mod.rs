@@ -46,17 +46,14 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = ctx.config.http_listen;
-    let tls = tls::load(&ctx.config).await?;
-    let (router, stop) = router(&ctx);
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("Switchboard web app: {scheme}://{}/", display_addr(addr));
-    let result = match tls {
-        Some(tls) => tls::serve(addr, tls, router, shutdown).await,
-        None => {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            serve_plain(listener, router, shutdown).await
-        }
+    let Some(tls) = tls::load(&ctx.config).await? else {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!("Switchboard web app: http://{}/", display_addr(addr));
+        return serve_listener(listener, ctx, shutdown).await;
     };
+    let (router, stop) = router(&ctx);
+    println!("Switchboard web app: https://{}/", display_addr(addr));
+    let result = tls::serve(addr, tls, router, shutdown).await;
     let _ = stop.send(true);
     result
 }

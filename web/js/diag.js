@@ -1,0 +1,117 @@
+// Diagnostics: like the public trickle-ice sample, but against this
+// Switchboard's own ICE servers. Each URL is tried alone (STUN, TURN/UDP,
+// TURN/TCP) so a verdict per server shows whether it works; every candidate
+// is listed with its type and the time it took.
+
+import { el } from './ui.js';
+
+const $ = (id) => document.getElementById(id);
+const GATHER_TIMEOUT_MS = 10000;
+
+let servers = [];
+
+/** One entry per URL, each with its credentials. */
+function perUrl(iceServers) {
+  return iceServers.flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls]).map((url) => ({
+    url, username: s.username, credential: s.credential,
+  })));
+}
+
+function expectedType(url) {
+  return url.startsWith('turn') ? 'relay' : 'srflx';
+}
+
+/** Gathers with one server; resolves with the candidates and errors seen. */
+function gather(server, onCandidate, onError) {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const pc = new RTCPeerConnection({
+      iceServers: [{ urls: server.url, username: server.username, credential: server.credential }],
+      iceTransportPolicy: 'all',
+      iceCandidatePoolSize: 0,
+    });
+    const found = [];
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      pc.close();
+      resolve({ found, ms: Math.round(performance.now() - started) });
+    };
+    const timer = setTimeout(finish, GATHER_TIMEOUT_MS);
+    pc.onicecandidate = ({ candidate }) => {
+      if (!candidate) return finish();
+      if (!candidate.candidate) return;
+      const c = {
+        ms: Math.round(performance.now() - started),
+        type: candidate.type,
+        protocol: candidate.protocol,
+        address: candidate.address,
+        port: candidate.port,
+        priority: candidate.priority,
+        relayProtocol: candidate.relayProtocol ?? '',
+        server: server.url,
+      };
+      found.push(c);
+      onCandidate(c);
+    };
+    pc.onicecandidateerror = (e) => onError({ server: server.url, code: e.errorCode, text: e.errorText, url: e.url });
+    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === 'complete') finish(); };
+    pc.createDataChannel('diag');
+    pc.createOffer().then((o) => pc.setLocalDescription(o)).catch((err) => {
+      onError({ server: server.url, code: 0, text: String(err) });
+      finish();
+    });
+  });
+}
+
+async function run() {
+  $('gather').disabled = true;
+  $('candidates').replaceChildren();
+  $('errors').replaceChildren();
+  $('verdicts').replaceChildren();
+  document.body.dataset.done = 'false';
+  let errors = 0;
+  const results = await Promise.all(servers.map(async (server) => {
+    const { found, ms } = await gather(server, (c) => {
+      $('candidates').append(el('tr', { dataset: { type: c.type, server: c.server } },
+        el('td', {}, `${c.ms} ms`), el('td', {}, el('code', {}, c.server)), el('td', {}, c.type), el('td', {}, c.protocol),
+        el('td', {}, el('code', {}, c.address ?? '')), el('td', {}, String(c.port ?? '')), el('td', {}, String(c.priority ?? '')),
+        el('td', {}, c.relayProtocol)));
+    }, (e) => {
+      errors++;
+      $('errors').append(el('li', {}, el('code', {}, e.server), ` — ${e.code ? `${e.code} ` : ''}${e.text ?? ''}`));
+    });
+    const want = expectedType(server.url);
+    const hit = found.find((c) => c.type === want);
+    return { server, ok: !!hit, want, ms: hit ? hit.ms : ms, hit };
+  }));
+  for (const r of results) {
+    $('verdicts').append(el('div', { class: 'verdict', dataset: { ok: String(r.ok), url: r.server.url } },
+      el('strong', {}, r.ok ? 'Works' : 'No answer'), el('div', {}, el('code', {}, r.server.url)),
+      el('div', { class: 'muted small' }, r.ok ? `${r.want} candidate ${r.hit.address}:${r.hit.port} in ${r.ms} ms` : `no ${r.want} candidate within ${Math.round(r.ms / 1000)} s`)));
+  }
+  if (!errors) $('errors').append(el('li', {}, 'None.'));
+  const ok = results.filter((r) => r.ok).length;
+  $('summary').textContent = `${ok} of ${results.length} servers answered.`;
+  document.body.dataset.done = 'true';
+  $('gather').disabled = false;
+}
+
+async function load() {
+  try {
+    const res = await fetch('/api/ice', { cache: 'no-store' });
+    const body = await res.json();
+    servers = perUrl(body.iceServers ?? []);
+    $('servers').replaceChildren(el('b', {}, 'ICE servers handed out by this Switchboard'),
+      el('ul', {}, servers.map((s) => el('li', {}, el('code', {}, s.url), s.username ? el('span', { class: 'muted' }, ` — user ${s.username}, password hidden`) : null))));
+    $('gather').disabled = servers.length === 0;
+  } catch (err) {
+    $('servers').textContent = `Could not load ICE servers: ${err}`;
+  }
+}
+
+$('gather').onclick = run;
+await load();
+if (new URLSearchParams(location.search).get('auto') === '1') run();

@@ -1,0 +1,254 @@
+// File transfer over one ordered RTCDataChannel: 16 KiB chunks with
+// bufferedAmount backpressure, progress on both sides, SHA-256 computed
+// incrementally on both sides and compared on arrival. Neither side holds
+// the whole file: the sender reads 1 MiB slices of the File, the receiver
+// writes to the origin-private file system (or, where that is missing, to
+// Blob batches that the browser may keep on disk).
+//
+// Wire: JSON text {t:'file', id, name, size, mime}, then binary chunks,
+// then {t:'end', id, sha256}; the receiver answers {t:'ack', id, ok}.
+
+import { Sha256 } from './sha256.js';
+
+export const CHUNK = 16 * 1024;
+const READ = 1024 * 1024;
+const HIGH_WATER = 4 * 1024 * 1024;
+const LOW_WATER = 1024 * 1024;
+const PROGRESS_MS = 100;
+const MAX_NAME = 255;
+
+let nextId = 1;
+
+/** A transfer's public state, shown by the UI. */
+function transfer(dir, id, name, size, mime) {
+  return { dir, id, name, size, mime, done: 0, state: 'waiting', sha256: null, ok: null, url: null, started: performance.now() };
+}
+
+/** Where received bytes go: OPFS when available, else Blob batches. */
+async function openSink(mime) {
+  try {
+    if (navigator.storage?.getDirectory) {
+      const root = await navigator.storage.getDirectory();
+      const name = `recv-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+      const handle = await root.getFileHandle(name, { create: true });
+      const writable = await handle.createWritable();
+      return {
+        kind: 'opfs',
+        write: (chunk) => writable.write(chunk),
+        finish: async () => { await writable.close(); return handle.getFile(); },
+        abort: async () => { try { await writable.abort(); } catch { /* gone */ } root.removeEntry(name).catch(() => {}); },
+      };
+    }
+  } catch (err) {
+    console.info('OPFS unavailable, using Blob batches', err);
+  }
+  const parts = [];
+  let batch = [];
+  let batchBytes = 0;
+  return {
+    kind: 'blob',
+    write: (chunk) => {
+      batch.push(chunk);
+      batchBytes += chunk.byteLength;
+      if (batchBytes >= 8 * 1024 * 1024) {
+        parts.push(new Blob(batch));
+        batch = [];
+        batchBytes = 0;
+      }
+    },
+    finish: async () => new Blob([...parts, new Blob(batch)], { type: mime || 'application/octet-stream' }),
+    abort: async () => { parts.length = 0; batch = []; },
+  };
+}
+
+/** Removes files left in OPFS by earlier sessions (best effort). */
+export async function cleanupReceived() {
+  try {
+    const root = await navigator.storage.getDirectory();
+    for await (const name of root.keys()) {
+      if (name.startsWith('recv-')) await root.removeEntry(name).catch(() => {});
+    }
+  } catch { /* no OPFS */ }
+}
+
+/**
+ * File transfers with one peer. Dispatches 'transfer' events on `target`
+ * (detail: the transfer object) whenever one starts, progresses or ends.
+ */
+export class FileChannel {
+  constructor(dc, target) {
+    this.dc = dc;
+    this.target = target;
+    this.outgoing = [];
+    this.sending = false;
+    this.rx = Promise.resolve();
+    this.incoming = null;
+    this.byId = new Map();
+    dc.binaryType = 'arraybuffer';
+    dc.bufferedAmountLowThreshold = LOW_WATER;
+    dc.onmessage = (ev) => {
+      const data = ev.data;
+      this.rx = this.rx.then(() => this.receive(data)).catch((err) => console.warn('file receive', err));
+    };
+    dc.onopen = () => this.pump();
+    dc.onclose = () => this.failAll('channel closed');
+  }
+
+  emit(t, lastEmit = 0) {
+    const now = performance.now();
+    if (t.state === 'sending' || t.state === 'receiving') {
+      if (now - (t.lastEmit ?? 0) < PROGRESS_MS) return;
+    }
+    t.lastEmit = now;
+    this.target.dispatchEvent(new CustomEvent('transfer', { detail: t }));
+    return lastEmit;
+  }
+
+  /** Queues `file` (a File or Blob with a name) for sending; returns its transfer. */
+  send(file) {
+    const t = transfer('out', `${nextId++}-${Math.random().toString(36).slice(2, 8)}`,
+      (file.name || 'file').slice(0, MAX_NAME), file.size, file.type);
+    t.file = file;
+    this.outgoing.push(t);
+    this.byId.set(t.id, t);
+    this.emit(t);
+    this.pump();
+    return t;
+  }
+
+  async pump() {
+    if (this.sending || this.dc.readyState !== 'open') return;
+    this.sending = true;
+    try {
+      while (this.outgoing.length && this.dc.readyState === 'open') {
+        const t = this.outgoing.shift();
+        try {
+          await this.sendOne(t);
+        } catch (err) {
+          t.state = 'failed';
+          t.error = String(err);
+          this.emit(t);
+        }
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  drained() {
+    return new Promise((resolve) => {
+      const done = () => { this.dc.removeEventListener('bufferedamountlow', done); this.dc.removeEventListener('close', done); resolve(); };
+      this.dc.addEventListener('bufferedamountlow', done);
+      this.dc.addEventListener('close', done);
+    });
+  }
+
+  async sendOne(t) {
+    const dc = this.dc;
+    dc.send(JSON.stringify({ t: 'file', id: t.id, name: t.name, size: t.size, mime: t.mime }));
+    t.state = 'sending';
+    t.started = performance.now();
+    const hash = new Sha256();
+    for (let off = 0; off < t.size;) {
+      const buf = new Uint8Array(await t.file.slice(off, off + READ).arrayBuffer());
+      if (buf.length === 0) throw new Error('file shrank while sending');
+      for (let i = 0; i < buf.length; i += CHUNK) {
+        if (dc.bufferedAmount > HIGH_WATER) await this.drained();
+        if (dc.readyState !== 'open') throw new Error('channel closed');
+        const piece = buf.subarray(i, i + CHUNK);
+        dc.send(piece);
+        hash.update(piece);
+        t.done += piece.length;
+        this.emit(t);
+      }
+      off += buf.length;
+    }
+    t.sha256 = hash.hex();
+    dc.send(JSON.stringify({ t: 'end', id: t.id, sha256: t.sha256 }));
+    t.state = 'sent';
+    delete t.file;
+    this.emit(t);
+  }
+
+  async receive(data) {
+    if (typeof data === 'string') {
+      let msg;
+      try { msg = JSON.parse(data); } catch { return; }
+      if (msg.t === 'file') return this.beginIncoming(msg);
+      if (msg.t === 'end') return this.endIncoming(msg);
+      if (msg.t === 'ack') {
+        const t = this.byId.get(String(msg.id));
+        if (t && t.dir === 'out') {
+          t.state = msg.ok ? 'delivered' : 'corrupted';
+          t.ok = !!msg.ok;
+          this.emit(t);
+        }
+      }
+      return;
+    }
+    const t = this.incoming;
+    if (!t || t.state !== 'receiving') return;
+    const bytes = new Uint8Array(data);
+    if (t.done + bytes.length > t.size) {
+      t.state = 'failed';
+      t.error = 'more data than announced';
+      await t.sink.abort();
+      this.emit(t);
+      return;
+    }
+    t.hash.update(bytes);
+    await t.sink.write(bytes);
+    t.done += bytes.length;
+    this.emit(t);
+  }
+
+  async beginIncoming(msg) {
+    const size = Number(msg.size);
+    if (!Number.isSafeInteger(size) || size < 0 || typeof msg.id !== 'string') return;
+    const name = String(msg.name ?? 'file').replace(/[\\/\u0000-\u001f]/g, '_').slice(0, MAX_NAME) || 'file';
+    const mime = typeof msg.mime === 'string' && /^[\w.+-]+\/[\w.+-]+$/.test(msg.mime) ? msg.mime : '';
+    const t = transfer('in', msg.id.slice(0, 64), name, size, mime);
+    t.hash = new Sha256();
+    t.sink = await openSink(mime);
+    t.state = 'receiving';
+    this.incoming = t;
+    this.byId.set(t.id, t);
+    this.emit(t);
+  }
+
+  async endIncoming(msg) {
+    const t = this.incoming;
+    if (!t || t.id !== msg.id || t.state !== 'receiving') return;
+    this.incoming = null;
+    t.sha256 = t.hash.hex();
+    delete t.hash;
+    t.ok = t.done === t.size && t.sha256 === msg.sha256;
+    if (t.ok) {
+      const file = await t.sink.finish();
+      t.url = URL.createObjectURL(file);
+      t.state = 'verified';
+    } else {
+      await t.sink.abort();
+      t.state = 'corrupted';
+    }
+    t.sinkKind = t.sink.kind;
+    delete t.sink;
+    if (this.dc.readyState === 'open') this.dc.send(JSON.stringify({ t: 'ack', id: t.id, ok: t.ok }));
+    this.emit(t);
+  }
+
+  failAll(reason) {
+    for (const t of [...this.outgoing, this.incoming].filter(Boolean)) {
+      t.state = 'failed';
+      t.error = reason;
+      t.sink?.abort();
+      this.emit(t);
+    }
+    this.outgoing = [];
+    this.incoming = null;
+  }
+
+  close() {
+    this.failAll('peer left');
+  }
+}
