@@ -147,7 +147,7 @@ fn page(path: &str) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' blob: data:; \
+            "default-src 'self'; connect-src 'self' ws: wss: blob:; img-src 'self' blob: data:; \
              media-src 'self' blob: mediastream:; frame-ancestors 'none'",
         ),
     );
