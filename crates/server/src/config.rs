@@ -53,12 +53,20 @@ pub struct Config {
     pub allow_loopback_peers: bool,
 
     /// Allow relaying to peers in this CIDR even where the default policy refuses it (repeatable).
-    #[arg(long = "allow-peer", env = "SWITCHBOARD_ALLOW_PEERS", value_delimiter = ',')]
+    #[arg(
+        long = "allow-peer",
+        env = "SWITCHBOARD_ALLOW_PEERS",
+        value_delimiter = ','
+    )]
     #[serde(rename = "allow-peer")]
     pub allow_peers: Vec<IpNet>,
 
     /// Refuse relaying to peers in this CIDR; wins over --allow-peer (repeatable).
-    #[arg(long = "deny-peer", env = "SWITCHBOARD_DENY_PEERS", value_delimiter = ',')]
+    #[arg(
+        long = "deny-peer",
+        env = "SWITCHBOARD_DENY_PEERS",
+        value_delimiter = ','
+    )]
     #[serde(rename = "deny-peer")]
     pub deny_peers: Vec<IpNet>,
 
@@ -80,7 +88,11 @@ pub struct Config {
     pub public_host: Option<String>,
 
     /// Hand out this ICE server URL instead of the built-in STUN/TURN (repeatable).
-    #[arg(long = "ice-server", env = "SWITCHBOARD_ICE_SERVERS", value_delimiter = ',')]
+    #[arg(
+        long = "ice-server",
+        env = "SWITCHBOARD_ICE_SERVERS",
+        value_delimiter = ','
+    )]
     #[serde(rename = "ice-server")]
     pub ice_servers: Vec<String>,
 

@@ -1,9 +1,153 @@
-//! The `switchboard` binary: configuration, socket drivers and the HTTP server.
+//! The `switchboard` binary: configuration, the STUN/TURN socket driver and
+//! the HTTP server (web app + signaling), in one process.
 
 mod config;
+mod http;
+mod turn_server;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use rand::Rng;
+use tracing_subscriber::EnvFilter;
+
+use config::Config;
 
 fn main() -> anyhow::Result<()> {
-    let cfg = config::Config::load()?;
-    println!("{cfg:?}");
-    Ok(())
+    let config = Config::load()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&config.log).context("--log")?)
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(config))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The TURN core's configuration from the command line.
+fn turn_core(config: &Config, secret: &str) -> turn::Server {
+    let users = turn::auth::Users::new(
+        &config.realm,
+        config.static_users(),
+        Some(secret.as_bytes().to_vec()),
+    );
+    let mut core = turn::ServerConfig::new(users);
+    core.relay_ports = config.relay_ports.low..=config.relay_ports.high;
+    core.external_ip = config.external_ip;
+    core.policy = turn::policy::PeerPolicy::new(
+        config.allow_peers.clone(),
+        config.deny_peers.clone(),
+        config.allow_loopback_peers,
+    );
+    core.user_quota = config.user_quota;
+    core.total_quota = config.total_quota;
+    turn::Server::new(core, Instant::now(), unix_now(), rand::rng().random())
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    // Without --auth-secret a random one is made: ephemeral credentials then
+    // come only from this process (the signaling server and the banner).
+    let secret: String = match &config.auth_secret {
+        Some(s) => s.clone(),
+        None => {
+            let bytes: [u8; 24] = rand::rng().random();
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    };
+    let (_turn, bound) = turn_server::start(config.turn_listen, turn_core(&config, &secret))
+        .await
+        .with_context(|| format!("binding STUN/TURN on {}", config.turn_listen))?;
+
+    let host = shown_host(bound.udp.ip(), config.public_host.as_deref());
+    let port = bound.udp.port();
+    println!("Switchboard {}", env!("CARGO_PKG_VERSION"));
+    println!("  STUN  stun:{host}:{port}");
+    println!("  TURN  turn:{host}:{port}?transport=udp");
+    println!("  TURN  turn:{host}:{port}?transport=tcp");
+    if config.users.is_empty() {
+        let c = turn::credentials::mint(
+            secret.as_bytes(),
+            unix_now() + config.credential_ttl,
+            Some("dev"),
+        );
+        println!(
+            "  dev credential (valid {} s): username {} password {}",
+            config.credential_ttl, c.username, c.password
+        );
+    } else {
+        println!("  static users: {}", config.users.len());
+    }
+    tracing::info!(udp = %bound.udp, tcp = %bound.tcp, "STUN/TURN listening");
+
+    let config = Arc::new(config);
+    let ctx = http::HttpContext {
+        config: config.clone(),
+        turn_secret: secret.into(),
+    };
+    // Connections get a short grace period after Ctrl-C/SIGTERM, then go.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tokio::select! {
+        r = http::serve(ctx, stopped(stop_rx.clone())) => r,
+        () = async {
+            stopped(stop_rx).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => Ok(()),
+    }
+}
+
+/// How long open connections may take to close on shutdown.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The host to show in URLs: the configured public host, or the bound IP,
+/// or loopback for a wildcard bind.
+fn shown_host(ip: IpAddr, public: Option<&str>) -> String {
+    if let Some(h) = public {
+        return h.to_owned();
+    }
+    let ip = if ip.is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        ip
+    };
+    match SocketAddr::new(ip, 0) {
+        SocketAddr::V6(_) => format!("[{ip}]"),
+        SocketAddr::V4(_) => ip.to_string(),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }

@@ -1,0 +1,166 @@
+//! UDP: the client-facing listener (batched receive with the destination IP,
+//! via quinn-udp) and the per-allocation relay sockets.
+
+use std::cell::RefCell;
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use quinn_udp::{RecvMeta, UdpSocketState};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use turn::{FiveTuple, PEER_HEADROOM, PEER_TAILROOM, RelaySockets, Transport};
+
+use super::{RelaySocket, TurnService};
+
+/// Largest UDP payload.
+const MAX_DATAGRAM: usize = 65_535;
+/// Socket buffer size asked of the kernel (coturn uses the same order).
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// The client-facing UDP socket.
+pub(super) struct Listener {
+    socket: UdpSocket,
+    state: UdpSocketState,
+    local: SocketAddr,
+}
+
+impl Listener {
+    pub(super) fn bind(addr: SocketAddr) -> io::Result<Self> {
+        let std = std::net::UdpSocket::bind(addr)?;
+        std.set_nonblocking(true)?;
+        let state = UdpSocketState::new((&std).into())?;
+        let _ = state.set_recv_buffer_size((&std).into(), SOCKET_BUFFER);
+        let _ = state.set_send_buffer_size((&std).into(), SOCKET_BUFFER);
+        let local = std.local_addr()?;
+        Ok(Listener {
+            socket: UdpSocket::from_std(std)?,
+            state,
+            local,
+        })
+    }
+
+    pub(super) fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+
+    /// Sends without blocking, from `src` when the socket is bound to a
+    /// wildcard address (so the reply leaves from the address the client used).
+    pub(super) fn send(&self, to: SocketAddr, src: IpAddr, payload: &[u8]) {
+        let transmit = quinn_udp::Transmit {
+            destination: to,
+            ecn: None,
+            contents: payload,
+            segment_size: None,
+            src_ip: self.local.ip().is_unspecified().then_some(src),
+        };
+        let _ = self.socket.try_io(Interest::WRITABLE, || {
+            self.state.try_send((&self.socket).into(), &transmit)
+        });
+    }
+}
+
+/// Reads the listener forever.
+pub(super) async fn serve(service: Arc<TurnService>) {
+    let batch = quinn_udp::BATCH_SIZE.max(1);
+    // Each slot holds one datagram or one GRO train of up to 64 KiB.
+    let chunk = MAX_DATAGRAM;
+    let mut storage = vec![0u8; batch * chunk];
+    let mut meta = vec![RecvMeta::default(); batch];
+    let listener = &service.listener;
+    loop {
+        if listener.socket.readable().await.is_err() {
+            continue;
+        }
+        let mut bufs: Vec<IoSliceMut<'_>> =
+            storage.chunks_mut(chunk).map(IoSliceMut::new).collect();
+        let got = listener.socket.try_io(Interest::READABLE, || {
+            listener
+                .state
+                .recv((&listener.socket).into(), &mut bufs, &mut meta)
+        });
+        let Ok(n) = got else { continue };
+        drop(bufs);
+        let now = Instant::now();
+        let mut shared = service.lock();
+        for (m, buf) in meta.iter().zip(storage.chunks(chunk)).take(n) {
+            let server = SocketAddr::new(
+                m.dst_ip.unwrap_or(listener.local.ip()),
+                listener.local.port(),
+            );
+            let from = FiveTuple {
+                transport: Transport::Udp,
+                client: m.addr,
+                server,
+            };
+            let data = buf.get(..m.len).unwrap_or(&[]);
+            for datagram in data.chunks(m.stride.max(1)) {
+                service.client_packet(&mut shared, now, from, datagram);
+            }
+        }
+        service.flush(&mut shared);
+    }
+}
+
+/// Binds relay sockets for the core and starts their readers.
+pub(super) struct RelayBinder<'a> {
+    pub(super) service: &'a Arc<TurnService>,
+    pub(super) relays: &'a mut std::collections::HashMap<SocketAddr, RelaySocket>,
+}
+
+impl RelaySockets for RelayBinder<'_> {
+    fn bind(&mut self, local: SocketAddr) -> io::Result<()> {
+        let std = std::net::UdpSocket::bind(local)?;
+        std.set_nonblocking(true)?;
+        let socket = Arc::new(UdpSocket::from_std(std)?);
+        let task = tokio::spawn(relay_reader(self.service.clone(), socket.clone(), local));
+        self.relays.insert(
+            local,
+            RelaySocket {
+                socket,
+                task: task.abort_handle(),
+            },
+        );
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// One receive buffer per worker thread, shared by all relay sockets, so
+    /// an idle allocation costs no buffer memory.
+    static RELAY_BUF: RefCell<Vec<u8>> =
+        RefCell::new(vec![0; PEER_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM]);
+}
+
+/// Most datagrams read from one relay socket per lock.
+const RELAY_BATCH: usize = 32;
+
+/// Reads datagrams from peers on one relay socket until aborted.
+async fn relay_reader(service: Arc<TurnService>, socket: Arc<UdpSocket>, local: SocketAddr) {
+    loop {
+        if socket.readable().await.is_err() {
+            return;
+        }
+        RELAY_BUF.with_borrow_mut(|buf| {
+            let mut shared = None;
+            for _ in 0..RELAY_BATCH {
+                let Some(room) = buf.get_mut(PEER_HEADROOM..PEER_HEADROOM + MAX_DATAGRAM) else {
+                    return;
+                };
+                let (len, peer) = match socket.try_recv_from(room) {
+                    Ok(r) => r,
+                    Err(_) => break,
+                };
+                let shared = shared.get_or_insert_with(|| service.lock());
+                let super::Shared { core, tcp, .. } = &mut **shared;
+                if let Some(out) = core.handle_peer(Instant::now(), local, peer, buf, len) {
+                    service.send_to_client(tcp, out.to, out.payload);
+                }
+            }
+            if let Some(mut shared) = shared {
+                service.flush(&mut shared);
+            }
+        });
+    }
+}
