@@ -3,8 +3,13 @@
 
 /// First channel number (RFC 8656 §12).
 pub const MIN_CHANNEL: u16 = 0x4000;
-/// Last channel number.
+/// Last channel number a client should pick (RFC 8656 §12).
 pub const MAX_CHANNEL: u16 = 0x4FFF;
+/// Last channel number the server accepts: RFC 5766 allowed up to 0x7FFF and
+/// clients still use it (coturn's `turnutils_uclient` picks from the whole
+/// range). RFC 8656 reserved 0x5000–0x7FFF to avoid colliding with DTLS-SRTP
+/// demultiplexing, which cannot happen on a TURN port.
+pub const MAX_CHANNEL_ACCEPTED: u16 = 0x7FFF;
 
 /// A ChannelData message borrowing its packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +42,7 @@ impl<'a> ChannelData<'a> {
             .split_first_chunk::<4>()
             .ok_or(ChannelDataError::TooShort)?;
         let channel = u16::from_be_bytes([head[0], head[1]]);
-        if !(MIN_CHANNEL..=MAX_CHANNEL).contains(&channel) {
+        if !(MIN_CHANNEL..=MAX_CHANNEL_ACCEPTED).contains(&channel) {
             return Err(ChannelDataError::BadChannel(channel));
         }
         let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
@@ -66,7 +71,7 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FramingError> {
     let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
     let total = match head[0] {
         0x00..=0x03 => 20 + len,
-        0x40..=0x4F => 4 + len.next_multiple_of(4),
+        0x40..=0x7F => 4 + len.next_multiple_of(4),
         b => return Err(FramingError(b)),
     };
     Ok((buf.len() >= total).then_some(total))
@@ -87,9 +92,10 @@ mod tests {
         assert_eq!(d.channel, 0x4001);
         assert_eq!(d.payload, &[1, 2, 3]);
         assert_eq!(
-            ChannelData::decode(&[0x50, 0, 0, 0]),
-            Err(ChannelDataError::BadChannel(0x5000))
+            ChannelData::decode(&[0x80, 0, 0, 0]),
+            Err(ChannelDataError::BadChannel(0x8000))
         );
+        assert!(ChannelData::decode(&[0x7f, 0xff, 0, 0]).is_ok());
         assert_eq!(
             ChannelData::decode(&[0x40, 0, 0, 5, 1]),
             Err(ChannelDataError::Truncated)
@@ -109,6 +115,7 @@ mod tests {
         stun.resize(24, 0);
         assert_eq!(frame_len(&stun), Ok(Some(24)));
         assert_eq!(frame_len(&stun[..23]), Ok(None));
-        assert_eq!(frame_len(b"POST / HTTP/1.1"), Err(FramingError(b'P')));
+        assert_eq!(frame_len(b"\x16\x03\x01\x00\x10"), Err(FramingError(0x16)));
+        assert_eq!(frame_len(&[0x80, 0, 0, 0]), Err(FramingError(0x80)));
     }
 }

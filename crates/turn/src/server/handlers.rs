@@ -12,7 +12,7 @@ use stun::{AddressFamily, Attribute, AttributeType, Class, Message, Method, Unkn
 use super::request::Auth;
 use super::{FiveTuple, RESERVATION_LIFETIME, RelaySockets, Reservation, Server};
 use crate::allocation::Allocation;
-use crate::channel_data::{MAX_CHANNEL, MIN_CHANNEL};
+use crate::channel_data::{MAX_CHANNEL_ACCEPTED, MIN_CHANNEL};
 
 /// UDP, the only REQUESTED-TRANSPORT this relay offers.
 const UDP: u8 = 17;
@@ -424,7 +424,11 @@ impl Server {
             return self.error(from, req, 437, Some(auth));
         };
         let channel = match req.attribute(AttributeType::CHANNEL_NUMBER) {
-            Some(Ok(Attribute::ChannelNumber(n))) if (MIN_CHANNEL..=MAX_CHANNEL).contains(&n) => n,
+            Some(Ok(Attribute::ChannelNumber(n)))
+                if (MIN_CHANNEL..=MAX_CHANNEL_ACCEPTED).contains(&n) =>
+            {
+                n
+            }
             _ => return self.error(from, req, 400, Some(auth)),
         };
         let peer = match req.attribute(AttributeType::XOR_PEER_ADDRESS) {

@@ -290,7 +290,7 @@ impl Server {
         relays: &mut dyn RelaySockets,
     ) -> Option<PeerSend<'a>> {
         match packet.first()? {
-            0x40..=0x4F => self.channel_data_from_client(now, from, packet),
+            0x40..=0x7F => self.channel_data_from_client(now, from, packet),
             0x00..=0x03 => {
                 let msg = Message::decode(packet).ok()?;
                 match msg.class() {

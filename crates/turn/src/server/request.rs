@@ -83,6 +83,7 @@ impl Server {
         code: u16,
         auth: Option<&Auth>,
     ) {
+        tracing::debug!(client = %to.client, method = req.method().number(), code, "error response");
         let err = Attribute::ErrorCode(stun::ErrorCode {
             code,
             reason: reason(code),
