@@ -1,0 +1,161 @@
+//! Interop with coturn's own clients over real loopback sockets:
+//! `turnutils_stunclient` against the STUN server, and `turnutils_uclient`
+//! relaying through Switchboard to a `turnutils_peer` echo — over UDP and
+//! TCP, with ChannelData and with Send indications, with a static user and
+//! with ephemeral (`-W secret`) credentials.
+//!
+//! coturn's tools come from Debian's `coturn` package (scripts/test installs it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::{Guard, Switchboard, free_port, run_with_timeout};
+
+const SECRET: &str = "interop-secret";
+
+fn server() -> Switchboard {
+    Switchboard::start(&[
+        "--allow-loopback-peers",
+        "--user",
+        "alice:wonderland",
+        "--auth-secret",
+        SECRET,
+    ])
+}
+
+/// Starts a `turnutils_peer` UDP echo on a free loopback port.
+fn echo_peer() -> (Guard, u16) {
+    let port = free_port();
+    let child = Command::new("turnutils_peer")
+        .args(["-L", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn turnutils_peer (is coturn installed? scripts/test installs it)");
+    std::thread::sleep(Duration::from_millis(200));
+    (Guard(child), port)
+}
+
+/// Parses `Total lost packets N (P%)` and the message counts from the
+/// client's output. It exits 0 even at 100 % loss, so this is the verdict.
+fn loss(output: &str) -> (u64, u64, u64) {
+    let lost_line = output
+        .lines()
+        .find(|l| l.contains("Total lost packets"))
+        .unwrap_or_else(|| panic!("no loss line in turnutils_uclient output:\n{output}"));
+    let lost: u64 = lost_line
+        .split("Total lost packets")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("lost count");
+    let totals = output
+        .lines()
+        .rev()
+        .find(|l| l.contains("tot_send_msgs=") && !l.contains("msz="))
+        .unwrap_or_else(|| panic!("no totals line:\n{output}"));
+    let num = |key: &str| -> u64 {
+        totals
+            .split(key)
+            .nth(1)
+            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .expect("count")
+    };
+    (lost, num("tot_send_msgs="), num("tot_recv_msgs="))
+}
+
+/// Relays `-m 4` clients × 200 messages of 100 bytes through the server.
+fn relay(extra: &[&str], credentials: &[&str]) {
+    let sb = server();
+    let (_peer, peer_port) = echo_peer();
+    let mut cmd = Command::new("turnutils_uclient");
+    cmd.args(extra)
+        .args(credentials)
+        .args(["-e", "127.0.0.1", "-r", &peer_port.to_string()])
+        .args(["-p", &sb.turn.port().to_string()])
+        .args(["-m", "4", "-n", "200", "-l", "100", "-z", "5", "-c"])
+        .arg("127.0.0.1");
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(120));
+    let (lost, sent, received) = loss(&out);
+    assert_eq!(sent, 800, "all messages sent:\n{out}");
+    assert_eq!((lost, received), (0, 800), "0 % loss expected:\n{out}");
+}
+
+const STATIC: &[&str] = &["-u", "alice", "-w", "wonderland"];
+const EPHEMERAL: &[&str] = &["-W", SECRET, "-u", "interop"];
+
+#[test]
+fn udp_channel_data_static_user() {
+    relay(&[], STATIC);
+}
+
+#[test]
+fn udp_send_indication_static_user() {
+    relay(&["-s"], STATIC);
+}
+
+#[test]
+fn tcp_channel_data_static_user() {
+    relay(&["-t"], STATIC);
+}
+
+#[test]
+fn tcp_send_indication_static_user() {
+    relay(&["-t", "-s"], STATIC);
+}
+
+#[test]
+fn udp_channel_data_ephemeral() {
+    relay(&[], EPHEMERAL);
+}
+
+#[test]
+fn tcp_send_indication_ephemeral() {
+    relay(&["-t", "-s"], EPHEMERAL);
+}
+
+#[test]
+fn wrong_password_relays_nothing() {
+    let sb = server();
+    let (_peer, peer_port) = echo_peer();
+    let mut cmd = Command::new("turnutils_uclient");
+    cmd.args(["-u", "alice", "-w", "wrong"])
+        .args(["-e", "127.0.0.1", "-r", &peer_port.to_string()])
+        .args(["-p", &sb.turn.port().to_string()])
+        .args(["-m", "1", "-n", "10", "-l", "100", "-z", "5", "-c"])
+        .arg("127.0.0.1");
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(60));
+    assert!(
+        !out.contains("Received relay addr"),
+        "no allocation expected:\n{out}"
+    );
+}
+
+#[test]
+fn stunclient_gets_its_mapped_address() {
+    let sb = server();
+    let mut cmd = Command::new("turnutils_stunclient");
+    cmd.args(["-p", &sb.turn.port().to_string(), "127.0.0.1"]);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(10));
+    let line = out
+        .lines()
+        .find(|l| l.contains("UDP reflexive addr"))
+        .unwrap_or_else(|| panic!("no reflexive address:\n{out}"));
+    let addr: std::net::SocketAddr = line
+        .rsplit(' ')
+        .next()
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or_else(|| panic!("unparsable: {line}"));
+    assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(addr.port(), 0);
+    assert_ne!(
+        addr.port(),
+        sb.turn.port(),
+        "mapped port is the client's, not ours"
+    );
+}
