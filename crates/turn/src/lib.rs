@@ -8,6 +8,7 @@
 pub mod allocation;
 pub mod auth;
 pub mod channel_data;
+pub mod client;
 pub mod credentials;
 pub mod nonce;
 pub mod policy;
