@@ -242,3 +242,76 @@ impl TryFrom<String> for PortRange {
         s.parse()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load_from(["switchboard"]).unwrap();
+        assert_eq!(c.turn_listen, "0.0.0.0:3478".parse().unwrap());
+        assert_eq!(c.http_listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(
+            c.relay_ports,
+            PortRange {
+                low: 49152,
+                high: 65535
+            }
+        );
+        assert!(!c.allow_loopback_peers);
+        assert!(c.auth_secret.is_none());
+    }
+
+    #[test]
+    fn file_fills_what_flags_do_not_set() {
+        let dir = std::env::temp_dir().join(format!("sb-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("switchboard.toml");
+        std::fs::write(
+            &path,
+            r#"
+realm = "from-file"
+turn-listen = "127.0.0.1:5000"
+relay-ports = "50000-50100"
+user = ["a:b", "c:d"]
+allow-peer = ["10.0.0.0/8"]
+allow-loopback-peers = true
+"#,
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let c = Config::load_from(["switchboard", "--config", p, "--realm", "from-flag"]).unwrap();
+        assert_eq!(c.realm, "from-flag");
+        assert_eq!(c.turn_listen, "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(
+            c.relay_ports,
+            PortRange {
+                low: 50000,
+                high: 50100
+            }
+        );
+        assert_eq!(
+            c.static_users().collect::<Vec<_>>(),
+            [("a", "b"), ("c", "d")]
+        );
+        assert_eq!(c.allow_peers, vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]);
+        assert!(c.allow_loopback_peers);
+
+        std::fs::write(&path, "no-such-option = 1\n").unwrap();
+        assert!(Config::load_from(["switchboard", "--config", p]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn port_range_parsing() {
+        assert_eq!(
+            "1-2".parse::<PortRange>(),
+            Ok(PortRange { low: 1, high: 2 })
+        );
+        assert!("2-1".parse::<PortRange>().is_err());
+        assert!("0-10".parse::<PortRange>().is_err());
+        assert!("10".parse::<PortRange>().is_err());
+        assert!(Config::load_from(["switchboard", "--user", "nocolon"]).is_err());
+    }
+}
