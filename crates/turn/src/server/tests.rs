@@ -1,1 +1,8 @@
+//! Tests of the server core driven by the client core, in memory and in
+//! virtual time: an `Instant` advanced by hand, a fake `RelaySockets`.
 
+mod auth;
+mod errors;
+mod harness;
+mod lifetimes;
+mod relay;
