@@ -1,0 +1,30 @@
+//! STUN decoding: any bytes decode to an error or a message whose attributes
+//! parse or fail cleanly; a decoded message re-encodes and decodes again.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use stun::{Attribute, Message, MessageBuilder};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(msg) = Message::decode(data) else {
+        return;
+    };
+    let _ = msg.verify_integrity(b"key");
+    let _ = msg.verify_integrity_sha256(b"key");
+    let _ = msg.unknown_comprehension_required().count();
+    let tid = msg.transaction_id();
+    let mut buf = Vec::new();
+    let mut b = MessageBuilder::new(&mut buf, msg.class(), msg.method(), tid);
+    let mut count = 0;
+    for raw in msg.attributes() {
+        if let Ok(attr) = Attribute::decode(raw, &tid) {
+            assert_eq!(attr.typ(), raw.typ);
+            if b.add(&attr).is_ok() {
+                count += 1;
+            }
+        }
+    }
+    b.add_fingerprint().ok();
+    let again = Message::decode(b.finish()).expect("re-encoded message decodes");
+    assert_eq!(again.attributes().count(), count);
+});
