@@ -34,13 +34,17 @@ export const CHROMIUM_ARGS = [
   '--disable-backgrounding-occluded-windows',
 ];
 
-/** A Chromium with its own fresh profile; `close()` also removes the profile. */
-export async function launchChromium({ viewport = { width: 1280, height: 760 } } = {}) {
+/**
+ * A Chromium with its own fresh profile; `close()` also removes the profile.
+ * `fakeCamera`: a .y4m file the fake camera plays instead of its built-in
+ * pattern (the fake screen keeps its own), see `writeSolidY4m`.
+ */
+export async function launchChromium({ viewport = { width: 1280, height: 760 }, fakeCamera = null } = {}) {
   const profile = await mkdtemp(join(tmpdir(), 'switchboard-e2e-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM_WRAPPER,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: fakeCamera ? [...CHROMIUM_ARGS, `--use-file-for-fake-video-capture=${fakeCamera}`] : CHROMIUM_ARGS,
     viewport,
     timeout: 60_000,
   });
@@ -55,4 +59,17 @@ export async function launchChromium({ viewport = { width: 1280, height: 760 } }
       await rm(profile, { recursive: true, force: true }).catch(() => {});
     },
   };
+}
+
+/** Writes a one-second .y4m video of one solid colour (Y, U, V) for the fake camera. */
+export async function writeSolidY4m(path, [y, u, v], width = 320, height = 180) {
+  const { writeFile } = await import('node:fs/promises');
+  const header = Buffer.from(`YUV4MPEG2 W${width} H${height} F30:1 Ip A1:1 C420jpeg\n`);
+  const frame = Buffer.concat([
+    Buffer.from('FRAME\n'),
+    Buffer.alloc(width * height, y),
+    Buffer.alloc((width * height) / 4, u),
+    Buffer.alloc((width * height) / 4, v),
+  ]);
+  await writeFile(path, Buffer.concat([header, ...Array(30).fill(frame)]));
 }

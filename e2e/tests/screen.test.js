@@ -3,11 +3,14 @@
 // with --use-fake-ui-for-media-stream); the remote side must decode frames of
 // the shared screen, then of the camera again after switching back. With
 // --use-fake-device-for-media-stream, Chromium's display capture is its fake
-// desktop source (a 'monitor' surface), told apart from the fake camera by its
-// corner markers.
+// desktop source (a 'monitor' surface, a moving green pattern); the camera
+// plays a solid magenta .y4m file here, so the remote pixels tell which one
+// arrives.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchChromium } from '../lib/browser.js';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { launchChromium, writeSolidY4m } from '../lib/browser.js';
 import { roomId, joinRoom, waitConnected, waitFramesDecoded, peerStats } from '../lib/call.js';
 
 async function inboundVideo(page) {
@@ -15,26 +18,24 @@ async function inboundVideo(page) {
   return s;
 }
 
-/**
- * Green level of the remote video's top-left corner and of the left edge
- * below it (the remote tile's <video>, drawn to a canvas at 128x72).
- */
+/** Mean red, green and blue of the remote tile's video (drawn at 32x18). */
 async function probe(page) {
   return page.evaluate(() => {
     const v = document.querySelector('.tile:not([data-peer="self"]) video');
     const c = document.createElement('canvas');
-    c.width = 128; c.height = 72;
+    c.width = 32; c.height = 18;
     const g = c.getContext('2d', { willReadFrequently: true });
-    g.drawImage(v, 0, 0, 128, 72);
-    const mean = (x, y, w, h) => {
-      const d = g.getImageData(x, y, w, h).data;
-      let sum = 0;
-      for (let i = 0; i < d.length; i += 4) sum += d[i + 1];
-      return Math.round(sum / (d.length / 4));
-    };
-    return { corner: mean(1, 1, 5, 5), edge: mean(1, 30, 5, 5), w: v.videoWidth, h: v.videoHeight };
+    g.drawImage(v, 0, 0, 32, 18);
+    const d = g.getImageData(0, 0, 32, 18).data;
+    const sum = [0, 0, 0];
+    for (let i = 0; i < d.length; i += 4) for (let k = 0; k < 3; k++) sum[k] += d[i + k];
+    const [r, gr, b] = sum.map((x) => Math.round(x / (d.length / 4)));
+    return { r, g: gr, b, w: v.videoWidth, h: v.videoHeight };
   });
 }
+
+const isCamera = (px) => px.r > px.g + 80 && px.b > px.g + 80; // magenta
+const isScreen = (px) => px.g > px.r + 60 && px.g > px.b + 60; // green pattern
 
 async function waitFor(fn, what, page, timeout = 30_000) {
   const deadline = Date.now() + timeout;
@@ -47,8 +48,10 @@ async function waitFor(fn, what, page, timeout = 30_000) {
 }
 
 test('screen share: remote decodes the shared screen, then the camera again', async () => {
-  const alice = await launchChromium();
-  const bob = await launchChromium();
+  const camera = join(tmpdir(), `switchboard-magenta-${process.pid}.y4m`);
+  await writeSolidY4m(camera, [105, 212, 234]);
+  const alice = await launchChromium({ fakeCamera: camera });
+  const bob = await launchChromium({ fakeCamera: camera });
   try {
     const room = roomId('screen');
     await joinRoom(alice.page, room, 'Alice');
@@ -56,6 +59,7 @@ test('screen share: remote decodes the shared screen, then the camera again', as
     await waitConnected(alice.page, 1);
     await waitConnected(bob.page, 1);
     await waitFramesDecoded(bob.page);
+    await waitFor(async () => isCamera(await probe(bob.page)), 'camera first', bob.page);
 
     await alice.page.click('#btn-screen');
     const screen = await alice.page.waitForFunction(() => {
@@ -74,14 +78,13 @@ test('screen share: remote decodes the shared screen, then the camera again', as
     assert.deepEqual(sending, { same: true, surface: screen.displaySurface });
 
     // Bob's view of Alice is marked as a screen and decodes new frames that
-    // show the screen: Chromium's headless fake display source has bright
-    // corner markers that its fake camera does not.
+    // show the screen (green), no longer the camera (magenta).
     await bob.page.waitForSelector('.tile.screen', { timeout: 15_000 });
     const before = (await inboundVideo(bob.page)).framesDecoded;
     const shared = await waitFor(async () => {
       const s = await inboundVideo(bob.page);
       const px = await probe(bob.page);
-      return s.framesDecoded > before + 10 && px.corner - px.edge > 40 ? { ...s, px } : null;
+      return s.framesDecoded > before + 10 && isScreen(px) ? { ...s, px } : null;
     }, 'screen frames', bob.page);
     console.log('remote decodes screen:', JSON.stringify(shared));
     await alice.page.screenshot({ path: new URL('../artifacts/screen-share.png', import.meta.url).pathname });
@@ -94,7 +97,7 @@ test('screen share: remote decodes the shared screen, then the camera again', as
     const back = await waitFor(async () => {
       const s = await inboundVideo(bob.page);
       const px = await probe(bob.page);
-      return s.framesDecoded > mid + 10 && Math.abs(px.corner - px.edge) < 25 ? { ...s, px } : null;
+      return s.framesDecoded > mid + 10 && isCamera(px) ? { ...s, px } : null;
     }, 'camera frames after stopping the share', bob.page);
     console.log('remote decodes camera again:', JSON.stringify(back));
     assert.equal(await alice.page.evaluate(() => window.switchboard.local.screen), null);
