@@ -78,6 +78,15 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_TOTAL_QUOTA", default_value_t = 10_000)]
     pub total_quota: usize,
 
+    /// Close a TURN TCP connection that has sent no complete message for this
+    /// many seconds and holds no allocation (slowloris).
+    #[arg(long, env = "SWITCHBOARD_TCP_IDLE_TIMEOUT", default_value_t = 30)]
+    pub tcp_idle_timeout: u64,
+
+    /// Most TURN TCP connections from one IP address at once.
+    #[arg(long, env = "SWITCHBOARD_MAX_TCP_PER_IP", default_value_t = 64)]
+    pub max_tcp_per_ip: usize,
+
     /// Address for HTTP (web app and signaling WebSocket).
     #[arg(long, env = "SWITCHBOARD_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
     pub http_listen: SocketAddr,
@@ -179,6 +188,8 @@ impl Config {
             deny_peers,
             user_quota,
             total_quota,
+            tcp_idle_timeout,
+            max_tcp_per_ip,
             http_listen,
             public_host,
             ice_servers,

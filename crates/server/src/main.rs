@@ -62,9 +62,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
             bytes.iter().map(|b| format!("{b:02x}")).collect()
         }
     };
-    let (_turn, bound) = turn_server::start(config.turn_listen, turn_core(&config, &secret))
-        .await
-        .with_context(|| format!("binding STUN/TURN on {}", config.turn_listen))?;
+    let limits = turn_server::DriverLimits {
+        tcp_idle_timeout: std::time::Duration::from_secs(config.tcp_idle_timeout),
+        max_tcp_per_ip: config.max_tcp_per_ip,
+    };
+    let (_turn, bound) =
+        turn_server::start(config.turn_listen, turn_core(&config, &secret), limits)
+            .await
+            .with_context(|| format!("binding STUN/TURN on {}", config.turn_listen))?;
 
     let host = shown_host(bound.udp.ip(), config.public_host.as_deref());
     let port = bound.udp.port();

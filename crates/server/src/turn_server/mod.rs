@@ -34,10 +34,22 @@ struct Shared {
     tcp: HashMap<FiveTuple, mpsc::Sender<Vec<u8>>>,
 }
 
+/// Limits the driver enforces itself (the core enforces the protocol's).
+#[derive(Debug, Clone, Copy)]
+pub struct DriverLimits {
+    /// A TCP connection without an allocation that completes no message for
+    /// this long is closed.
+    pub tcp_idle_timeout: Duration,
+    /// Most TCP connections from one IP.
+    pub max_tcp_per_ip: usize,
+}
+
 /// The running STUN/TURN service.
 pub struct TurnService {
     shared: Mutex<Shared>,
     listener: Listener,
+    limits: DriverLimits,
+    tcp_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
 }
 
 /// Addresses the service listens on.
@@ -106,7 +118,11 @@ impl TurnService {
 }
 
 /// Binds the listeners and starts serving.
-pub async fn start(listen: SocketAddr, core: Server) -> anyhow::Result<(Arc<TurnService>, Bound)> {
+pub async fn start(
+    listen: SocketAddr,
+    core: Server,
+    limits: DriverLimits,
+) -> anyhow::Result<(Arc<TurnService>, Bound)> {
     let listener = Listener::bind(listen)?;
     let udp_addr = listener.local_addr()?;
     let tcp = tokio::net::TcpListener::bind(SocketAddr::new(listen.ip(), udp_addr.port())).await?;
@@ -118,6 +134,8 @@ pub async fn start(listen: SocketAddr, core: Server) -> anyhow::Result<(Arc<Turn
             tcp: HashMap::new(),
         }),
         listener,
+        limits,
+        tcp_per_ip: Mutex::new(HashMap::new()),
     });
     tokio::spawn(udp::serve(service.clone()));
     tokio::spawn(tcp::serve(service.clone(), tcp));

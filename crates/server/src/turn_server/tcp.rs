@@ -2,6 +2,7 @@
 //! RFC 8656 §11.5 says (STUN by its length; ChannelData padded to 4 bytes).
 //! The allocation of a connection ends with it.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,12 +20,56 @@ const WRITE_QUEUE: usize = 256;
 pub(super) async fn serve(service: Arc<TurnService>, listener: TcpListener) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(connection(service.clone(), stream));
+            Ok((stream, peer)) => {
+                let Some(slot) = ConnectionSlot::take(&service, peer.ip()) else {
+                    tracing::debug!(%peer, "TCP connection refused: too many from this IP");
+                    continue;
+                };
+                tokio::spawn(async move {
+                    connection(slot.service.clone(), stream).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 tracing::warn!("TCP accept failed: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// One of the per-IP connection slots, given back on drop.
+struct ConnectionSlot {
+    service: Arc<TurnService>,
+    ip: IpAddr,
+}
+
+impl ConnectionSlot {
+    fn take(service: &Arc<TurnService>, ip: IpAddr) -> Option<ConnectionSlot> {
+        let mut counts = service.tcp_per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= service.limits.max_tcp_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(ConnectionSlot {
+            service: service.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .service
+            .tcp_per_ip
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
             }
         }
     }
@@ -53,6 +98,8 @@ async fn connection(service: Arc<TurnService>, stream: TcpStream) {
 
     let mut buf = vec![0u8; 4096];
     let mut filled = 0;
+    let idle = service.limits.tcp_idle_timeout;
+    let mut last_frame = Instant::now();
     'read: loop {
         if filled == buf.len() {
             // frame_len bounds a frame to 64 KiB + 20, so this stays bounded.
@@ -61,9 +108,19 @@ async fn connection(service: Arc<TurnService>, stream: TcpStream) {
         let Some(room) = buf.get_mut(filled..) else {
             break;
         };
-        match rd.read(room).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => filled += n,
+        let deadline = last_frame + idle;
+        match tokio::time::timeout_at(deadline.into(), rd.read(room)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => filled += n,
+            Err(_) => {
+                // Idle: fine while an allocation lives (its refreshes will come).
+                if service.lock().core.has_allocation(&ft, Instant::now()) {
+                    last_frame = Instant::now();
+                    continue;
+                }
+                tracing::debug!(%client, "closing idle TURN TCP connection");
+                break;
+            }
         }
         let now = Instant::now();
         let mut start = 0;
@@ -78,6 +135,7 @@ async fn connection(service: Arc<TurnService>, stream: TcpStream) {
                         service.client_packet(&mut shared, now, ft, frame);
                     }
                     start += len;
+                    last_frame = now;
                 }
                 Ok(None) => break,
                 Err(_) => break 'read,

@@ -62,6 +62,13 @@ impl Switchboard {
     }
 }
 
+impl Switchboard {
+    /// The server's process id (for /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Switchboard {
     fn drop(&mut self) {
         let _ = self.child.kill();

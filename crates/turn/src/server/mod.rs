@@ -204,6 +204,12 @@ impl Server {
         self.allocations.len()
     }
 
+    /// True if `ft` holds a live allocation (a TCP connection with one is
+    /// not idle, whatever its traffic).
+    pub fn has_allocation(&self, ft: &FiveTuple, now: Instant) -> bool {
+        self.allocations.get(ft).is_some_and(|a| a.expires > now)
+    }
+
     /// The next response to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
