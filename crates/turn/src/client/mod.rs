@@ -22,6 +22,9 @@ mod input;
 mod timers;
 mod transaction;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};

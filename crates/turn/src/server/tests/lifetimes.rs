@@ -6,7 +6,7 @@ use stun::{Attribute, Message, Method};
 
 use super::harness::*;
 use crate::client::{AllocateOptions, ClientConfig, ClientEvent};
-use crate::{Event, Transport};
+use crate::{Event, Server, Transport};
 
 fn allocate_asking(net: &mut Net, i: usize, lifetime: u32) -> ClientEvent {
     let ev = net.run(i, |cl, now| {
@@ -293,4 +293,74 @@ fn automatic_refreshes_keep_a_two_hour_call_alive() {
         0
     );
     assert_eq!(net.received.len(), 240);
+}
+
+#[test]
+fn refreshes_go_out_at_240_and_540_seconds() {
+    let mut net = Net::new(config());
+    let c = net.add_user("alice", "secret");
+    net.allocate(c);
+    let (p1, p2) = (addr("8.8.8.8:53"), addr("1.1.1.1:53"));
+    net.run(c, |cl, now| {
+        cl.create_permission(now, &[p1.ip()]).unwrap();
+        cl.channel_bind(now, p2).unwrap();
+    });
+    let count = |net: &Net, m| net.requests(c, m).len();
+    net.advance(secs(239), true);
+    assert_eq!(count(&net, Method::CREATE_PERMISSION), 1);
+    net.advance(secs(1), true);
+    // Both peers' permissions in one request.
+    let perms = net.requests(c, Method::CREATE_PERMISSION);
+    assert_eq!(perms.len(), 2);
+    let m = Message::decode(&perms[1]).unwrap();
+    let peers = m
+        .attributes()
+        .filter(|a| a.typ == stun::AttributeType::XOR_PEER_ADDRESS)
+        .count();
+    assert_eq!(peers, 2);
+    net.advance(secs(299), true);
+    assert_eq!(count(&net, Method::REFRESH), 0);
+    assert_eq!(count(&net, Method::CHANNEL_BIND), 1);
+    net.advance(secs(1), true);
+    assert_eq!(count(&net, Method::REFRESH), 1);
+    assert_eq!(count(&net, Method::CHANNEL_BIND), 2);
+    assert_eq!(count(&net, Method::CREATE_PERMISSION), 3);
+}
+
+#[test]
+fn unanswered_refreshes_end_in_expired() {
+    let mut net = Net::new(config());
+    let c = net.add_user("alice", "secret");
+    let relay = net.allocate(c);
+    net.blackhole = true;
+    net.advance(secs(599), true);
+    let ev = net.take_events(c);
+    assert!(
+        ev.contains(&ClientEvent::TimedOut {
+            method: Method::REFRESH
+        }),
+        "{ev:?}"
+    );
+    assert!(!ev.contains(&ClientEvent::Expired));
+    // The server did refresh (only the answers were lost).
+    assert_eq!(net.server.allocation_count(), 1);
+    assert_eq!(net.client(c).relayed(), Some(relay));
+    net.advance(secs(1), true);
+    assert_eq!(net.take_events(c), [ClientEvent::Expired]);
+    assert_eq!(net.client(c).relayed(), None);
+}
+
+#[test]
+fn refresh_answered_437_forgets_the_allocation() {
+    let mut net = Net::new(config());
+    let c = net.add_user("alice", "secret");
+    net.allocate(c);
+    // The server restarted and lost it.
+    net.server = Server::new(config(), net.now, UNIX0, [9; 32]);
+    let ev = net.run(c, |cl, now| {
+        cl.refresh(now, secs(600)).unwrap();
+    });
+    assert_eq!(failed(&ev), (Method::REFRESH, 437));
+    assert_eq!(net.client(c).relayed(), None);
+    assert_eq!(net.allocate(c).ip(), addr(SERVER).ip());
 }
