@@ -112,7 +112,7 @@ impl TurnService {
         if let Some(send) = core.handle_client(now, from, p, &mut binder)
             && let Some(r) = relays.get(&send.relay)
         {
-            let _ = r.socket.try_send_to(send.payload, send.peer);
+            udp::send_from_relay(&r.socket, send.peer, send.payload);
         }
     }
 }

@@ -55,9 +55,9 @@ impl Listener {
             segment_size: None,
             src_ip: self.local.ip().is_unspecified().then_some(src),
         };
-        let _ = self.socket.try_io(Interest::WRITABLE, || {
-            self.state.try_send((&self.socket).into(), &transmit)
-        });
+        // A direct non-blocking sendmsg: tokio's readiness cache would refuse
+        // sends until its reactor has seen the socket writable.
+        let _ = self.state.try_send((&self.socket).into(), &transmit);
     }
 }
 
@@ -124,6 +124,14 @@ impl RelaySockets for RelayBinder<'_> {
         );
         Ok(())
     }
+}
+
+/// Sends a datagram from a relay socket with a direct non-blocking
+/// `sendto`. tokio's `try_send_to` consults its readiness cache, which for a
+/// socket bound a moment ago says "not writable" and would drop the first
+/// datagram of a new allocation.
+pub(super) fn send_from_relay(socket: &UdpSocket, to: SocketAddr, payload: &[u8]) {
+    let _ = socket2::SockRef::from(socket).send_to(payload, &to.into());
 }
 
 thread_local! {
