@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod support;
-
 mod turn_driver;
 
 use std::net::{IpAddr, SocketAddr};
@@ -18,7 +17,6 @@ use stun::Method;
 use support::{Switchboard, free_port};
 use turn::client::ClientEvent;
 use turn_driver::{Driver, peer, relay_round_trip, wait_for_binding};
-
 
 /// Starts the binary with a static user, an auth secret and a small relay
 /// port range, and waits until it answers a Binding request.

@@ -1,0 +1,291 @@
+//! A small blocking driver for the sans-IO TURN client core
+//! (`turn::client`) on real sockets with real time, shared by the tests
+//! that talk to a TURN server over loopback.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use turn::Transport;
+use turn::client::{Client, ClientConfig, ClientEvent, FrameBuffer};
+
+/// Longest any single exchange may take.
+pub const STEP: Duration = Duration::from_secs(5);
+
+/// A connection to the server: a connected UDP socket or a TCP stream.
+pub enum Link {
+    /// A connected UDP socket.
+    Udp(UdpSocket),
+    /// A TCP stream and the frames read from it.
+    Tcp(TcpStream, FrameBuffer),
+}
+
+impl Link {
+    pub fn send(&mut self, bytes: &[u8]) {
+        match self {
+            Link::Udp(s) => {
+                s.send(bytes).unwrap();
+            }
+            Link::Tcp(s, _) => s.write_all(bytes).unwrap(),
+        }
+    }
+
+    /// One datagram or frame, waiting at most `wait`.
+    pub fn recv(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        let wait = wait.max(Duration::from_millis(1));
+        let mut buf = vec![0u8; 65_536];
+        match self {
+            Link::Udp(s) => {
+                s.set_read_timeout(Some(wait)).unwrap();
+                let n = s.recv(&mut buf).ok()?;
+                Some(buf[..n].to_vec())
+            }
+            Link::Tcp(s, frames) => {
+                if let Some(f) = frames.next_frame().unwrap() {
+                    return Some(f.to_vec());
+                }
+                s.set_read_timeout(Some(wait)).unwrap();
+                let n = s.read(&mut buf).ok()?;
+                assert!(n > 0, "server closed the TCP connection");
+                frames.push(&buf[..n]);
+                frames.next_frame().unwrap().map(<[u8]>::to_vec)
+            }
+        }
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        match self {
+            Link::Udp(s) => s.local_addr().unwrap(),
+            Link::Tcp(s, _) => s.local_addr().unwrap(),
+        }
+    }
+}
+
+/// Data a peer sent through the relay.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Data {
+    pub peer: SocketAddr,
+    pub channel: Option<u16>,
+    pub payload: Vec<u8>,
+}
+
+/// The client core on a real socket, with real time.
+pub struct Driver {
+    pub link: Link,
+    pub client: Client,
+    pub data: Vec<Data>,
+}
+
+impl Driver {
+    pub fn udp(turn: SocketAddr, user: &str, password: &str) -> Driver {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.connect(turn).unwrap();
+        Self::new(Link::Udp(s), turn, user, password, Transport::Udp)
+    }
+
+    pub fn tcp(turn: SocketAddr, user: &str, password: &str) -> Driver {
+        let s = TcpStream::connect_timeout(&turn, STEP).unwrap();
+        s.set_nodelay(true).unwrap();
+        let link = Link::Tcp(s, FrameBuffer::default());
+        Self::new(link, turn, user, password, Transport::Tcp)
+    }
+
+    pub fn new(link: Link, turn: SocketAddr, user: &str, pw: &str, t: Transport) -> Driver {
+        let mut config = ClientConfig::new(turn, user, pw, t);
+        config.software = Some("switchboard turn_loopback test".into());
+        let seed = rand_seed();
+        Driver {
+            link,
+            client: Client::new(config, Instant::now(), seed),
+            data: Vec::new(),
+        }
+    }
+
+    /// Sends, receives and fires timers until `done` or `limit` passes.
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&mut Self) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            while let Some(b) = self.client.poll_transmit() {
+                self.link.send(&b);
+            }
+            if done(self) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            if self.client.poll_timeout().is_some_and(|t| t <= now) {
+                self.client.handle_timeout(now);
+                continue;
+            }
+            let until = self.client.poll_timeout().unwrap_or(deadline).min(deadline);
+            if let Some(pkt) = self.link.recv(until.saturating_duration_since(now))
+                && let Ok(Some(d)) = self.client.handle_input(Instant::now(), &pkt)
+            {
+                self.data.push(Data {
+                    peer: d.peer,
+                    channel: d.channel,
+                    payload: d.payload.to_vec(),
+                });
+            }
+        }
+    }
+
+    pub fn try_event(&mut self, limit: Duration) -> Option<ClientEvent> {
+        let mut ev = None;
+        self.run_until(limit, |d| {
+            ev = d.client.poll_event();
+            ev.is_some()
+        });
+        ev
+    }
+
+    pub fn event(&mut self) -> ClientEvent {
+        self.try_event(STEP).expect("no event within 5 s")
+    }
+
+    pub fn data(&mut self) -> Data {
+        assert!(
+            self.run_until(STEP, |d| !d.data.is_empty()),
+            "no peer data within 5 s"
+        );
+        self.data.remove(0)
+    }
+
+    /// Sends `payload` to `peer` through the relay; returns the bytes sent.
+    pub fn send_to(&mut self, peer: SocketAddr, payload: &[u8]) -> Vec<u8> {
+        let bytes = self.client.send_to(peer, payload).unwrap().to_vec();
+        self.link.send(&bytes);
+        bytes
+    }
+}
+
+pub fn rand_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    seed[..16].copy_from_slice(&nanos.to_be_bytes());
+    seed[16..24].copy_from_slice(&u64::from(std::process::id()).to_be_bytes());
+    seed
+}
+
+/// A UDP peer on loopback that the test answers by hand.
+pub fn peer() -> UdpSocket {
+    let p = UdpSocket::bind("127.0.0.1:0").unwrap();
+    p.set_read_timeout(Some(STEP)).unwrap();
+    p
+}
+
+/// Receives one datagram at the peer, checks it came from `relay`, and
+/// echoes it back.
+pub fn echo(peer: &UdpSocket, relay: SocketAddr, expected: &[u8]) {
+    let mut buf = [0u8; 2048];
+    let (n, from) = peer
+        .recv_from(&mut buf)
+        .expect("peer got nothing within 5 s");
+    assert_eq!(from, relay);
+    assert_eq!(&buf[..n], expected);
+    peer.send_to(&buf[..n], from).unwrap();
+}
+
+/// Waits until the server at `turn` answers a Binding request over UDP.
+pub fn wait_for_binding(turn: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let mut d = Driver::udp(turn, "alice", "secret");
+        d.client.binding(Instant::now()).unwrap();
+        if d.try_event(Duration::from_millis(500)).is_some() {
+            return;
+        }
+    }
+    panic!("no Binding answer from {turn} within 20 s");
+}
+
+/// Allocate, CreatePermission, a Send indication echoed back as a Data
+/// indication, ChannelBind, ChannelData both ways, Refresh and delete,
+/// against a server that relays to loopback peers.
+pub fn relay_round_trip(mut d: Driver) {
+    d.client.allocate(Instant::now()).unwrap();
+    let ClientEvent::Allocated {
+        relayed,
+        mapped,
+        lifetime,
+        ..
+    } = d.event()
+    else {
+        panic!("allocate failed")
+    };
+    assert_eq!(relayed.ip(), IpAddr::from([127, 0, 0, 1]));
+    assert_eq!(mapped, d.link.local_addr());
+    assert_eq!(lifetime, Duration::from_secs(600));
+
+    let p = peer();
+    let peer_addr = p.local_addr().unwrap();
+    d.client
+        .create_permission(Instant::now(), &[peer_addr.ip()])
+        .unwrap();
+    assert_eq!(
+        d.event(),
+        ClientEvent::PermissionCreated {
+            peers: vec![peer_addr.ip()]
+        }
+    );
+
+    // Send indication out, Data indication back.
+    let sent = d.send_to(peer_addr, b"via Send indication");
+    assert_eq!(sent[..2], [0x00, 0x16]);
+    echo(&p, relayed, b"via Send indication");
+    assert_eq!(
+        d.data(),
+        Data {
+            peer: peer_addr,
+            channel: None,
+            payload: b"via Send indication".to_vec()
+        }
+    );
+
+    // ChannelData both ways (odd length: padded on TCP).
+    let channel = d.client.channel_bind(Instant::now(), peer_addr).unwrap();
+    assert_eq!(
+        d.event(),
+        ClientEvent::ChannelBound {
+            peer: peer_addr,
+            channel
+        }
+    );
+    let sent = d.send_to(peer_addr, b"via ChannelData");
+    assert_eq!(sent[..2], channel.to_be_bytes());
+    let padded = matches!(d.link, Link::Tcp(..));
+    assert_eq!(sent.len(), if padded { 20 } else { 19 });
+    echo(&p, relayed, b"via ChannelData");
+    assert_eq!(
+        d.data(),
+        Data {
+            peer: peer_addr,
+            channel: Some(channel),
+            payload: b"via ChannelData".to_vec()
+        }
+    );
+
+    d.client
+        .refresh(Instant::now(), Duration::from_secs(1200))
+        .unwrap();
+    assert_eq!(
+        d.event(),
+        ClientEvent::Refreshed {
+            lifetime: Duration::from_secs(1200)
+        }
+    );
+
+    d.client.refresh(Instant::now(), Duration::ZERO).unwrap();
+    assert_eq!(d.event(), ClientEvent::Released);
+    // The relay is gone: what the peer sends reaches nobody.
+    p.send_to(b"after delete", relayed).unwrap();
+    d.run_until(Duration::from_millis(300), |_| false);
+    assert_eq!(d.data, []);
+}
