@@ -39,13 +39,14 @@ export const CHROMIUM_ARGS = [
  * `fakeCamera`: a .y4m file the fake camera plays instead of its built-in
  * pattern (the fake screen keeps its own), see `writeSolidY4m`.
  */
-export async function launchChromium({ viewport = { width: 1280, height: 760 }, fakeCamera = null } = {}) {
+export async function launchChromium({ viewport = { width: 1280, height: 760 }, fakeCamera = null, ignoreHTTPSErrors = false } = {}) {
   const profile = await mkdtemp(join(tmpdir(), 'switchboard-e2e-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM_WRAPPER,
     headless: true,
     args: fakeCamera ? [...CHROMIUM_ARGS, `--use-file-for-fake-video-capture=${fakeCamera}`] : CHROMIUM_ARGS,
     viewport,
+    ignoreHTTPSErrors,
     timeout: 60_000,
   });
   const page = context.pages()[0] ?? (await context.newPage());

@@ -53,9 +53,7 @@ pub async fn serve(
     };
     let (router, stop) = router(&ctx);
     println!("Switchboard web app: https://{}/", display_addr(addr));
-    let result = tls::serve(addr, tls, router, shutdown).await;
-    let _ = stop.send(true);
-    result
+    tls::serve(addr, tls, router, close_sockets_on(shutdown, stop)).await
 }
 
 /// Serves plain HTTP on an already bound listener (used by tests with port 0).
@@ -65,9 +63,17 @@ pub async fn serve_listener(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (router, stop) = router(&ctx);
-    let result = serve_plain(listener, router, shutdown).await;
+    serve_plain(listener, router, close_sockets_on(shutdown, stop)).await
+}
+
+/// `shutdown`, which on resolving also tells every WebSocket to close:
+/// graceful shutdown waits for open connections, and these would never end.
+async fn close_sockets_on(
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    stop: watch::Sender<bool>,
+) {
+    shutdown.await;
     let _ = stop.send(true);
-    result
 }
 
 async fn serve_plain(
@@ -105,7 +111,6 @@ fn router(ctx: &HttpContext) -> (Router, watch::Sender<bool>) {
         .route("/api/ice", get(ice_servers))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(app);
-    // Stop the WebSockets when the server stops accepting (graceful shutdown).
     (router, stop_tx)
 }
 

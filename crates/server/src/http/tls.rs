@@ -1,29 +1,148 @@
-//! HTTPS: a certificate from `--tls-cert`/`--tls-key`, or a self-signed one
-//! generated at start with `--tls-self-signed`. (Not yet implemented.)
+//! HTTPS/WSS: browsers grant camera and microphone only on HTTPS (or
+//! localhost). `--tls-cert`/`--tls-key` load a PEM chain and key;
+//! `--tls-self-signed` generates a certificate at start (rcgen) for LAN use and
+//! prints its SHA-256 fingerprint so users can check the browser's warning.
+//!
+//! ALPN offers only HTTP/1.1: the signaling WebSocket uses the HTTP/1.1
+//! upgrade.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
 use axum::Router;
+use axum_server::tls_rustls::RustlsConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 
 /// A loaded TLS configuration.
-pub struct Tls;
+pub struct Tls {
+    config: RustlsConfig,
+}
 
 /// Loads or generates the certificate, if the configuration asks for TLS.
 pub async fn load(config: &Config) -> anyhow::Result<Option<Tls>> {
-    if config.tls_cert.is_some() || config.tls_self_signed {
-        anyhow::bail!("TLS is not implemented yet");
-    }
-    Ok(None)
+    let (certs, key) = match (&config.tls_cert, &config.tls_key, config.tls_self_signed) {
+        (Some(cert), Some(key), _) => {
+            let certs = CertificateDer::pem_file_iter(cert)
+                .with_context(|| format!("reading --tls-cert {}", cert.display()))?
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("parsing --tls-cert {}", cert.display()))?;
+            anyhow::ensure!(
+                !certs.is_empty(),
+                "--tls-cert {}: no certificate",
+                cert.display()
+            );
+            let key = PrivateKeyDer::from_pem_file(key)
+                .with_context(|| format!("reading --tls-key {}", key.display()))?;
+            if let Some(first) = certs.first() {
+                println!(
+                    "TLS certificate SHA-256 fingerprint: {}",
+                    fingerprint(first)
+                );
+            }
+            (certs, key)
+        }
+        (None, None, true) => {
+            let (cert, key) = self_signed(config)?;
+            println!(
+                "TLS: self-signed certificate; browsers will warn once. Check its SHA-256 fingerprint:\n  {}",
+                fingerprint(&cert)
+            );
+            (vec![cert], key)
+        }
+        (None, None, false) => return Ok(None),
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("TLS certificate and key do not match or are unsupported")?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(Tls {
+        config: RustlsConfig::from_config(Arc::new(server)),
+    }))
 }
 
-/// Serves HTTPS until `shutdown` resolves.
+/// A self-signed certificate for `localhost`, loopback, the listen address
+/// and `--public-host`.
+fn self_signed(
+    config: &Config,
+) -> anyhow::Result<(CertificateDer<'static>, PrivateKeyDer<'static>)> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    let ip = config.http_listen.ip();
+    if !ip.is_unspecified() && !ip.is_loopback() {
+        names.push(ip.to_string());
+    }
+    if let Some(host) = &config.public_host {
+        names.push(host.clone());
+    }
+    let certified = rcgen::generate_simple_self_signed(names).context("generating certificate")?;
+    let cert = certified.cert.der().clone();
+    let key = PrivateKeyDer::try_from(certified.signing_key.serialize_der())
+        .map_err(|e| anyhow::anyhow!("generated key: {e}"))?;
+    Ok((cert, key))
+}
+
+/// `AB:CD:…` SHA-256 of a DER certificate, as browsers show it.
+fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    Sha256::digest(cert.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Serves HTTPS until `shutdown` resolves, then lets open requests finish
+/// for up to 5 s.
 pub async fn serve(
-    _addr: SocketAddr,
-    _tls: Tls,
-    _router: Router,
-    _shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    addr: SocketAddr,
+    tls: Tls,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    anyhow::bail!("TLS is not implemented yet")
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(Duration::from_secs(5)));
+    });
+    axum_server::bind_rustls(addr, tls.config)
+        .handle(handle)
+        .serve(router.into_make_service())
+        .await
+        .with_context(|| format!("serving HTTPS on {addr}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_certificate_and_fingerprint() -> anyhow::Result<()> {
+        let config = Config::default();
+        let (cert, key) = self_signed(&config)?;
+        let fp = fingerprint(&cert);
+        assert_eq!(fp.len(), 32 * 3 - 1);
+        assert!(fp.bytes().all(|b| b == b':' || b.is_ascii_hexdigit()));
+        // The pair is usable by rustls.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)?;
+        Ok(())
+    }
 }

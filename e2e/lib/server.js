@@ -1,0 +1,41 @@
+// Starts an extra switchboard process for tests that need their own flags
+// (TLS), on free loopback ports, and stops it by its PID.
+import { spawn, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const freePorts = fileURLToPath(new URL('./free-ports.js', import.meta.url));
+
+/** Starts `$SWITCHBOARD_BIN` with `args`; resolves once `ready` matches its stdout. */
+export async function startServer(args, ready = /web app: (\S+)/) {
+  const bin = process.env.SWITCHBOARD_BIN;
+  if (!bin) throw new Error('SWITCHBOARD_BIN is not set (run through e2e/run)');
+  const [httpPort, turnPort] = execFileSync(process.execPath, [freePorts]).toString().trim().split(' ').map(Number);
+  const child = spawn(bin, ['--http-listen', `127.0.0.1:${httpPort}`, '--turn-listen', `127.0.0.1:${turnPort}`,
+    '--allow-loopback-peers', '--log', 'warn', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const deadline = Date.now() + 20_000;
+  while (!ready.test(out)) {
+    if (child.exitCode !== null) throw new Error(`server exited early:\n${out}`);
+    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`server not ready:\n${out}`); }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    pid: child.pid,
+    httpPort,
+    turnPort,
+    output: () => out,
+    exited,
+    /** SIGTERM, then SIGKILL after `graceMs`; resolves with how long the exit took. */
+    async stop(graceMs = 10_000) {
+      const t0 = Date.now();
+      if (child.exitCode === null) process.kill(child.pid, 'SIGTERM');
+      const timer = setTimeout(() => { if (child.exitCode === null) process.kill(child.pid, 'SIGKILL'); }, graceMs);
+      const status = await exited;
+      clearTimeout(timer);
+      return { ...status, ms: Date.now() - t0 };
+    },
+  };
+}
