@@ -2,9 +2,9 @@
 //! limits, and every kind of bad input gets its `error` code while the
 //! connection and the room survive.
 
-#![allow(dead_code)] // config.rs and http/ are compiled here for their public entry points only
-// `serde_json::Value[key]` yields `Null` for a missing key rather than panicking.
-#![allow(clippy::indexing_slicing)]
+// config.rs and http/ are compiled into this test for their entry points only,
+// and `serde_json::Value[key]` yields `Null` for a missing key (no panic).
+#![allow(dead_code, clippy::indexing_slicing)]
 
 #[path = "../src/config.rs"]
 mod config;
