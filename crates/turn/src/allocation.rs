@@ -44,6 +44,8 @@ pub struct Allocation {
     pub channels: HashMap<u16, Channel>,
     /// Peer address → channel number.
     pub channel_of_peer: HashMap<SocketAddr, u16>,
+    /// Relay budget when a per-allocation bandwidth limit is set.
+    pub bandwidth: crate::rate_limit::TokenBucket,
     /// The transaction id of the Allocate request that created this
     /// allocation, so that a retransmission gets the same success (RFC 8656 §7.2).
     pub allocate_tid: stun::TransactionId,
@@ -163,6 +165,13 @@ mod tests {
             permissions: HashMap::new(),
             channels: HashMap::new(),
             channel_of_peer: HashMap::new(),
+            bandwidth: crate::rate_limit::TokenBucket::full(
+                crate::rate_limit::Rate {
+                    per_second: 0.0,
+                    burst: 0.0,
+                },
+                0,
+            ),
             allocate_tid: stun::TransactionId([0; 12]),
         }
     }

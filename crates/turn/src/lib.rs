@@ -12,6 +12,7 @@ pub mod client;
 pub mod credentials;
 pub mod nonce;
 pub mod policy;
+pub mod rate_limit;
 pub mod server;
 
 pub use server::{

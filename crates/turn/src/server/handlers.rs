@@ -13,6 +13,7 @@ use super::request::Auth;
 use super::{FiveTuple, RESERVATION_LIFETIME, RelaySockets, Reservation, Server};
 use crate::allocation::Allocation;
 use crate::channel_data::{MAX_CHANNEL_ACCEPTED, MIN_CHANNEL};
+use crate::rate_limit::TokenBucket;
 
 /// UDP, the only REQUESTED-TRANSPORT this relay offers.
 const UDP: u8 = 17;
@@ -170,6 +171,10 @@ impl Server {
         if users >= self.config.user_quota {
             return self.error(from, req, 486, Some(auth));
         }
+        let from_ip = self.per_ip.get(&from.client.ip()).copied().unwrap_or(0);
+        if from_ip >= self.config.ip_quota {
+            return self.error(from, req, 486, Some(auth));
+        }
         if self.allocations.len() >= self.config.total_quota {
             return self.error(from, req, 508, Some(auth));
         }
@@ -221,11 +226,16 @@ impl Server {
                 permissions: HashMap::new(),
                 channels: HashMap::new(),
                 channel_of_peer: HashMap::new(),
+                bandwidth: TokenBucket::full(
+                    super::bandwidth_rate(self.config.allocation_bytes_per_second),
+                    self.ms_since_start(now),
+                ),
                 allocate_tid: req.transaction_id(),
             },
         );
         self.by_relay.insert(relay, from);
         *self.per_user.entry(auth.username.clone()).or_insert(0) += 1;
+        *self.per_ip.entry(from.client.ip()).or_insert(0) += 1;
         self.schedule(expires);
         let granted = Granted {
             relay: advertised,
@@ -410,6 +420,16 @@ impl Server {
                 return self.error(from, req, code, Some(auth));
             }
         }
+        let full = self.allocations.get(&from).is_some_and(|a| {
+            let new = peers
+                .iter()
+                .filter(|p| !a.permissions.contains_key(&p.ip()))
+                .count();
+            a.permissions.len() + new > self.config.max_permissions
+        });
+        if full {
+            return self.error(from, req, 508, Some(auth));
+        }
         if let Some(a) = self.allocations.get_mut(&from) {
             for p in &peers {
                 a.add_permission(p.ip(), now);
@@ -437,6 +457,12 @@ impl Server {
         };
         if let Err(code) = self.check_peer(relay, peer) {
             return self.error(from, req, code, Some(auth));
+        }
+        let full = self.allocations.get(&from).is_some_and(|a| {
+            !a.channels.contains_key(&channel) && a.channels.len() >= self.config.max_channels
+        });
+        if full {
+            return self.error(from, req, 508, Some(auth));
         }
         let bound = match self.allocations.get_mut(&from) {
             Some(a) => a.bind_channel(channel, peer, now),

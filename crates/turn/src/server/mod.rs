@@ -26,6 +26,7 @@ use crate::auth::Users;
 use crate::channel_data::ChannelData;
 use crate::nonce::NonceKey;
 use crate::policy::PeerPolicy;
+use crate::rate_limit::{Rate, RateTable, TokenBucket};
 
 /// Transport between client and server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,6 +87,22 @@ pub struct ServerConfig {
     pub max_lifetime: Duration,
     /// How long a nonce stays valid.
     pub nonce_lifetime: Duration,
+    /// Responses to unauthenticated requests (Binding, challenges, early
+    /// errors) per source IP; beyond it requests are dropped unanswered.
+    pub unauthenticated_rate: Rate,
+    /// Failed authentications per source IP and per username; beyond it
+    /// requests are dropped without checking the password.
+    pub auth_failure_rate: Rate,
+    /// Allocations per client IP (486 beyond it).
+    pub ip_quota: usize,
+    /// Permissions per allocation (508 beyond it).
+    pub max_permissions: usize,
+    /// Channels per allocation (508 beyond it).
+    pub max_channels: usize,
+    /// Relayed bytes per second per allocation, each direction counted; 0 = no limit.
+    pub allocation_bytes_per_second: u64,
+    /// Relayed bytes per second for the whole server; 0 = no limit.
+    pub total_bytes_per_second: u64,
 }
 
 impl ServerConfig {
@@ -102,6 +119,19 @@ impl ServerConfig {
             default_lifetime: Duration::from_secs(600),
             max_lifetime: Duration::from_secs(3600),
             nonce_lifetime: Duration::from_secs(600),
+            unauthenticated_rate: Rate {
+                per_second: 100.0,
+                burst: 200.0,
+            },
+            auth_failure_rate: Rate {
+                per_second: 0.5,
+                burst: 10.0,
+            },
+            ip_quota: 64,
+            max_permissions: 64,
+            max_channels: 64,
+            allocation_bytes_per_second: 0,
+            total_bytes_per_second: 0,
         }
     }
 }
@@ -154,6 +184,19 @@ struct Reservation {
     expires: Instant,
 }
 
+/// Buckets per rate table: 4096 × 12 bytes, whatever the number of sources.
+const RATE_SLOTS: usize = 4096;
+
+/// The token-bucket rate for a bytes-per-second limit (burst: 1/4 s of traffic,
+/// at least one largest datagram).
+pub(crate) fn bandwidth_rate(bytes_per_second: u64) -> Rate {
+    let per_second = bytes_per_second as f32;
+    Rate {
+        per_second,
+        burst: (per_second / 4.0).max(65_535.0),
+    }
+}
+
 /// How long a reserved port is held.
 const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
 
@@ -167,10 +210,17 @@ pub struct Server {
     allocations: HashMap<FiveTuple, Allocation>,
     by_relay: HashMap<SocketAddr, FiveTuple>,
     per_user: HashMap<Box<str>, usize>,
+    per_ip: HashMap<IpAddr, usize>,
+    unauthenticated: RateTable,
+    failures_by_ip: RateTable,
+    failures_by_user: RateTable,
+    total_bandwidth: TokenBucket,
     reservations: HashMap<[u8; 8], Reservation>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     next_sweep: Option<Instant>,
+    /// The time of the packet being handled.
+    now: Instant,
     scratch: Vec<u8>,
     rng: StdRng,
 }
@@ -182,6 +232,10 @@ impl Server {
     pub fn new(config: ServerConfig, now: Instant, unix_now: u64, seed: [u8; 32]) -> Self {
         let mut rng = StdRng::from_seed(seed);
         let nonces = NonceKey::new(rng.random());
+        let unauthenticated = RateTable::new(config.unauthenticated_rate, RATE_SLOTS, now);
+        let failures_by_ip = RateTable::new(config.auth_failure_rate, RATE_SLOTS, now);
+        let failures_by_user = RateTable::new(config.auth_failure_rate, RATE_SLOTS, now);
+        let total_bandwidth = TokenBucket::full(bandwidth_rate(config.total_bytes_per_second), 0);
         Server {
             config,
             nonces,
@@ -190,10 +244,16 @@ impl Server {
             allocations: HashMap::new(),
             by_relay: HashMap::new(),
             per_user: HashMap::new(),
+            per_ip: HashMap::new(),
+            unauthenticated,
+            failures_by_ip,
+            failures_by_user,
+            total_bandwidth,
             reservations: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_sweep: None,
+            now,
             scratch: Vec::with_capacity(2048),
             rng,
         }
@@ -268,6 +328,12 @@ impl Server {
     fn remove_allocation(&mut self, ft: &FiveTuple) {
         if let Some(a) = self.allocations.remove(ft) {
             self.by_relay.remove(&a.relay);
+            if let Some(n) = self.per_ip.get_mut(&ft.client.ip()) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_ip.remove(&ft.client.ip());
+                }
+            }
             if let Some(n) = self.per_user.get_mut(&a.username) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
@@ -280,6 +346,10 @@ impl Server {
 
     fn secs_since_start(&self, now: Instant) -> u32 {
         u32::try_from(now.saturating_duration_since(self.start).as_secs()).unwrap_or(u32::MAX)
+    }
+
+    fn ms_since_start(&self, now: Instant) -> u32 {
+        u32::try_from(now.saturating_duration_since(self.start).as_millis()).unwrap_or(u32::MAX)
     }
 
     fn unix_now(&self, now: Instant) -> u64 {
@@ -295,6 +365,7 @@ impl Server {
         packet: &'a [u8],
         relays: &mut dyn RelaySockets,
     ) -> Option<PeerSend<'a>> {
+        self.now = now;
         match packet.first()? {
             0x40..=0x7F => self.channel_data_from_client(now, from, packet),
             0x00..=0x03 => {
@@ -314,8 +385,30 @@ impl Server {
         }
     }
 
+    /// Spends relay budget for `bytes` on allocation `ft` and the server;
+    /// false means drop the datagram.
+    fn spend(&mut self, ft: &FiveTuple, now: Instant, bytes: usize) -> bool {
+        let ms = self.ms_since_start(now);
+        let n = bytes as f32;
+        if self.config.allocation_bytes_per_second > 0 {
+            let rate = bandwidth_rate(self.config.allocation_bytes_per_second);
+            let allowed = self
+                .allocations
+                .get_mut(ft)
+                .is_some_and(|a| a.bandwidth.take(rate, ms, n));
+            if !allowed {
+                return false;
+            }
+        }
+        if self.config.total_bytes_per_second > 0 {
+            let rate = bandwidth_rate(self.config.total_bytes_per_second);
+            return self.total_bandwidth.take(rate, ms, n);
+        }
+        true
+    }
+
     fn channel_data_from_client<'a>(
-        &self,
+        &mut self,
         now: Instant,
         from: FiveTuple,
         packet: &'a [u8],
@@ -326,17 +419,19 @@ impl Server {
             return None;
         }
         let peer = a.peer_for_channel(cd.channel, now)?;
-        Some(PeerSend {
-            relay: a.relay,
-            peer,
-            payload: cd.payload,
-        })
+        let relay = a.relay;
+        self.spend(&from, now, cd.payload.len())
+            .then_some(PeerSend {
+                relay,
+                peer,
+                payload: cd.payload,
+            })
     }
 
     /// Send indication (RFC 8656 §11.3): relay DATA to XOR-PEER-ADDRESS if a
     /// permission exists; anything else is silently dropped.
     fn send_indication<'a>(
-        &self,
+        &mut self,
         now: Instant,
         from: FiveTuple,
         msg: &Message<'a>,
@@ -356,8 +451,9 @@ impl Server {
         if !a.permits(peer.ip(), now) {
             return None;
         }
-        Some(PeerSend {
-            relay: a.relay,
+        let relay = a.relay;
+        self.spend(&from, now, payload.len()).then_some(PeerSend {
+            relay,
             peer,
             payload,
         })
@@ -382,6 +478,10 @@ impl Server {
         if a.expires <= now || !a.permits(peer.ip(), now) {
             return None;
         }
+        if !self.spend(&ft, now, len) {
+            return None;
+        }
+        let a = self.allocations.get(&ft)?;
         let len16 = u16::try_from(len).ok()?;
         if let Some(channel) = a.channel_for_peer(peer, now) {
             let padded = if ft.transport.is_stream() {

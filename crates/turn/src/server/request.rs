@@ -6,6 +6,7 @@ use stun::{Attribute, AttributeType, Class, Message, MessageBuilder, PasswordAlg
 use super::{FiveTuple, Server, Transmit};
 use crate::auth::{Key, PasswordAlgorithm};
 use crate::nonce::NonceError;
+use crate::rate_limit::Verdict;
 
 /// PASSWORD-ALGORITHMS this server offers, in order of preference:
 /// SHA-256, then MD5, each with no parameters (RFC 8489 §14.11).
@@ -57,6 +58,17 @@ impl Server {
         auth: Option<&Auth>,
         attrs: &[Attribute<'_>],
     ) {
+        if auth.is_none() {
+            // Unauthenticated answers are what reflection attacks use.
+            match self.unauthenticated.take(&to.client.ip(), self.now) {
+                Verdict::Allowed => {}
+                Verdict::FirstRefusal => {
+                    tracing::warn!(source = %to.client.ip(), "unauthenticated request rate exceeded; dropping requests from this source");
+                    return;
+                }
+                Verdict::Refused => return,
+            }
+        }
         let mut payload = Vec::with_capacity(128);
         let mut b = MessageBuilder::new(&mut payload, class, req.method(), req.transaction_id());
         for a in attrs {
@@ -174,6 +186,20 @@ impl Server {
             },
             (None, None) => return None,
         };
+        // Password guessing: past the failure budget of this source or this
+        // user, requests are dropped unchecked — except for the user's own
+        // live allocation on this 5-tuple, which keeps working.
+        let ip = from.client.ip();
+        let own = self
+            .allocations
+            .get(&from)
+            .is_some_and(|a| a.username == username);
+        if !own
+            && (!self.failures_by_ip.has_budget(&ip, now)
+                || !self.failures_by_user.has_budget(&username, now))
+        {
+            return None;
+        }
         // Reuse the key derived when the allocation was made.
         let cached = self
             .allocations
@@ -185,6 +211,7 @@ impl Server {
             None => match self.config.users.key(&username, alg, self.unix_now(now)) {
                 Some(k) => k,
                 None => {
+                    self.auth_failed(now, from, &username);
                     self.challenge(now, from, req, 401);
                     return None;
                 }
@@ -196,6 +223,7 @@ impl Server {
             req.verify_integrity(key.as_bytes())
         };
         if verified.is_err() {
+            self.auth_failed(now, from, &username);
             self.challenge(now, from, req, 401);
             return None;
         }
@@ -204,6 +232,24 @@ impl Server {
             key,
             sha256_mi: req.has_integrity_sha256(),
         })
+    }
+}
+
+impl Server {
+    /// Counts a failed authentication against its source and its username,
+    /// logging once per burst when either runs out.
+    fn auth_failed(&mut self, now: std::time::Instant, from: FiveTuple, username: &str) {
+        let by_ip = self.failures_by_ip.take(&from.client.ip(), now);
+        let by_user = self.failures_by_user.take(&username, now);
+        if by_ip == Verdict::FirstRefusal {
+            tracing::warn!(source = %from.client.ip(), "repeated authentication failures from this source; further attempts dropped for a while");
+        }
+        if by_user == Verdict::FirstRefusal {
+            tracing::warn!(
+                username,
+                "repeated authentication failures for this user; further attempts dropped for a while"
+            );
+        }
     }
 }
 
