@@ -31,15 +31,17 @@ function gather(server, onCandidate, onError) {
       iceCandidatePoolSize: 0,
     });
     const found = [];
+    const errors = [];
     let finished = false;
+    let timedOut = false;
     const finish = () => {
       if (finished) return;
       finished = true;
       clearTimeout(timer);
       pc.close();
-      resolve({ found, ms: Math.round(performance.now() - started) });
+      resolve({ found, errors, timedOut, ms: Math.round(performance.now() - started) });
     };
-    const timer = setTimeout(finish, GATHER_TIMEOUT_MS);
+    const timer = setTimeout(() => { timedOut = true; finish(); }, GATHER_TIMEOUT_MS);
     pc.onicecandidate = ({ candidate }) => {
       if (!candidate) return finish();
       if (!candidate.candidate) return;
@@ -56,7 +58,11 @@ function gather(server, onCandidate, onError) {
       found.push(c);
       onCandidate(c);
     };
-    pc.onicecandidateerror = (e) => onError({ server: server.url, code: e.errorCode, text: e.errorText, url: e.url });
+    pc.onicecandidateerror = (e) => {
+      const err = { server: server.url, code: e.errorCode, text: e.errorText, url: e.url };
+      errors.push(err);
+      onError(err);
+    };
     pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === 'complete') finish(); };
     pc.createDataChannel('diag');
     pc.createOffer().then((o) => pc.setLocalDescription(o)).catch((err) => {
@@ -74,7 +80,7 @@ async function run() {
   document.body.dataset.done = 'false';
   let errors = 0;
   const results = await Promise.all(servers.map(async (server) => {
-    const { found, ms } = await gather(server, (c) => {
+    const { found, errors: errs, timedOut, ms } = await gather(server, (c) => {
       $('candidates').append(el('tr', { dataset: { type: c.type, server: c.server } },
         el('td', {}, `${c.ms} ms`), el('td', {}, el('code', {}, c.server)), el('td', {}, c.type), el('td', {}, c.protocol),
         el('td', {}, el('code', {}, c.address ?? '')), el('td', {}, String(c.port ?? '')), el('td', {}, String(c.priority ?? '')),
@@ -85,12 +91,25 @@ async function run() {
     });
     const want = expectedType(server.url);
     const hit = found.find((c) => c.type === want);
-    return { server, ok: !!hit, want, ms: hit ? hit.ms : ms, hit };
+    let detail;
+    let ok = !!hit;
+    if (hit) {
+      detail = `${want} candidate ${hit.address}:${hit.port} in ${hit.ms} ms`;
+    } else if (want === 'srflx' && !timedOut && errs.length === 0 && found.length > 0) {
+      // The browser drops a server-reflexive candidate equal to a host one:
+      // STUN answered, and there is no NAT between this browser and the server.
+      ok = true;
+      detail = `answered in ${ms} ms; no NAT between you and the server (reflexive address = host address)`;
+    } else {
+      const e = errs[0];
+      detail = e ? `error ${e.code}: ${e.text}` : `no ${want} candidate within ${(ms / 1000).toFixed(1)} s`;
+    }
+    return { server, ok, detail };
   }));
   for (const r of results) {
     $('verdicts').append(el('div', { class: 'verdict', dataset: { ok: String(r.ok), url: r.server.url } },
-      el('strong', {}, r.ok ? 'Works' : 'No answer'), el('div', {}, el('code', {}, r.server.url)),
-      el('div', { class: 'muted small' }, r.ok ? `${r.want} candidate ${r.hit.address}:${r.hit.port} in ${r.ms} ms` : `no ${r.want} candidate within ${Math.round(r.ms / 1000)} s`)));
+      el('strong', {}, r.ok ? 'Works' : 'Failed'), el('div', {}, el('code', {}, r.server.url)),
+      el('div', { class: 'muted small' }, r.detail)));
   }
   if (!errors) $('errors').append(el('li', {}, 'None.'));
   const ok = results.filter((r) => r.ok).length;
