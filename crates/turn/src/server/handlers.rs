@@ -118,15 +118,34 @@ impl Server {
         auth: &Auth,
         relays: &mut dyn RelaySockets,
     ) {
-        if let Some(a) = self.allocations.get(&from).filter(|a| a.expires > now) {
+        // An allocation past its expiry that handle_timeout has not swept
+        // yet is gone: remove it now, or a new allocation on this 5-tuple
+        // would leave its relay open (mapped to the new allocation) and
+        // counted in the user's quota.
+        if self.allocations.get(&from).is_some_and(|a| a.expires <= now) {
+            self.remove_allocation(&from);
+        }
+        if let Some(a) = self.allocations.get(&from) {
             if a.allocate_tid == req.transaction_id() {
-                // A retransmission: answer as before.
+                // A retransmission: answer as before, with the reservation
+                // token while the next port is still held for it (only this
+                // allocation's Allocate can have reserved relay + 1).
                 let left = a.expires.saturating_duration_since(now);
+                let next = SocketAddr::new(a.relay.ip(), a.relay.port().wrapping_add(1));
+                let token = self
+                    .reservations
+                    .iter()
+                    .find(|(_, r)| r.relay == next)
+                    .map(|(t, _)| *t);
+                let additional = matches!(
+                    req.attribute(AttributeType::ADDITIONAL_ADDRESS_FAMILY),
+                    Some(Ok(Attribute::AdditionalAddressFamily(AddressFamily::V6)))
+                );
                 let granted = Granted {
                     relay: a.advertised,
                     lifetime: left,
-                    token: None,
-                    additional: false,
+                    token,
+                    additional,
                 };
                 self.allocate_success(from, req, auth, granted);
             } else {
