@@ -122,7 +122,11 @@ impl Server {
         // yet is gone: remove it now, or a new allocation on this 5-tuple
         // would leave its relay open (mapped to the new allocation) and
         // counted in the user's quota.
-        if self.allocations.get(&from).is_some_and(|a| a.expires <= now) {
+        if self
+            .allocations
+            .get(&from)
+            .is_some_and(|a| a.expires <= now)
+        {
             self.remove_allocation(&from);
         }
         if let Some(a) = self.allocations.get(&from) {
