@@ -345,3 +345,103 @@ fn unclaimed_reservation_closes_after_30s() {
     net.advance(secs(1), false);
     assert_eq!(net.take_server_events(), [Event::RelayClosed(reserved)]);
 }
+
+#[test]
+fn address_family_errors_440_and_443() {
+    let mut net = Net::new(config());
+    let c = net.add_user("alice", "secret");
+    let ev = net.run(c, |cl, now| {
+        let o = AllocateOptions {
+            family: Some(stun::AddressFamily::V6),
+            ..Default::default()
+        };
+        cl.allocate_with(now, o).unwrap();
+    });
+    assert_eq!(failed(&ev), (Method::ALLOCATE, 440));
+    let ft = net.ft(c);
+    net.allocate(c);
+    let v6 = [Attribute::RequestedAddressFamily(stun::AddressFamily::V6)];
+    let answer = net.signed(ft, Method::REFRESH, &v6, "alice", "secret");
+    assert_eq!(error_code(&answer), Some(443));
+    // ADDITIONAL-ADDRESS-FAMILY: the IPv4 relay is granted, the IPv6 one
+    // refused inside the success with ADDRESS-ERROR-CODE 440.
+    let ft2 = Net::tuple(3, Transport::Udp, SERVER);
+    let attrs = [
+        Attribute::RequestedTransport(UDP),
+        Attribute::AdditionalAddressFamily(stun::AddressFamily::V6),
+    ];
+    let answer = net.signed(ft2, Method::ALLOCATE, &attrs, "alice", "secret");
+    assert_eq!(error_code(&answer), None);
+    let m = Message::decode(&answer).unwrap();
+    let Some(Ok(Attribute::AddressErrorCode(fam, e))) =
+        m.attribute(AttributeType::ADDRESS_ERROR_CODE)
+    else {
+        panic!("no ADDRESS-ERROR-CODE")
+    };
+    assert_eq!((fam, e.code), (stun::AddressFamily::V6, 440));
+}
+
+#[test]
+fn allocate_on_a_5_tuple_whose_allocation_expired_unswept_replaces_it_cleanly() {
+    let mut cfg = config();
+    cfg.user_quota = 1;
+    let mut net = Net::new(cfg);
+    let c = net.add_user("alice", "secret");
+    let old = net.allocate(c);
+    // The allocation has expired but the driver has not called
+    // handle_timeout yet when the same 5-tuple allocates again.
+    net.now += secs(600);
+    let fresh = Net::tuple(0, Transport::Udp, SERVER);
+    assert_eq!(net.ft(c), fresh);
+    let d = net.add(
+        ClientConfig::new(fresh.server, "alice", "secret", Transport::Udp),
+        fresh,
+    );
+    let new = net.allocate(d);
+    assert_ne!(new, old);
+    assert_eq!(net.server.allocation_count(), 1);
+    // The old relay is closed and relays nothing any more.
+    net.server.handle_timeout(net.now);
+    net.pump();
+    assert_eq!(net.take_server_events(), [Event::RelayClosed(old)]);
+    let peer = addr("8.8.8.8:53");
+    net.run(d, |cl, now| {
+        cl.create_permission(now, &[peer.ip()]).unwrap();
+    });
+    assert_eq!(net.peer_sends(old, peer, b"stale relay"), None);
+    assert!(net.peer_sends(new, peer, b"new relay").is_some());
+    // The quota of one counts the new allocation only: deleting it frees it.
+    net.run(d, |cl, now| {
+        cl.refresh(now, secs(0)).unwrap();
+    });
+    let e = net.add_user("alice", "secret");
+    net.allocate(e);
+}
+
+#[test]
+fn retransmitted_allocate_with_even_port_repeats_the_reservation_token() {
+    let mut net = Net::new(config());
+    let c = net.add_user("alice", "secret");
+    net.drop_successes = 1;
+    net.run(c, |cl, now| {
+        let o = AllocateOptions {
+            even_port: Some(true),
+            ..Default::default()
+        };
+        cl.allocate_with(now, o).unwrap();
+    });
+    net.advance(std::time::Duration::from_millis(500), true);
+    let ev = net.take_events(c);
+    let [
+        ClientEvent::Allocated {
+            reservation_token, ..
+        },
+    ] = ev.as_slice()
+    else {
+        panic!("{ev:?}")
+    };
+    assert!(
+        reservation_token.is_some(),
+        "the retransmission lost the token"
+    );
+}
