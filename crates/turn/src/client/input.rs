@@ -114,7 +114,13 @@ impl Client {
                 let msg = Message::decode(packet)?;
                 match msg.class() {
                     Class::Indication if msg.method() == Method::DATA => {
-                        data_indication(&msg).map(Some)
+                        let data = data_indication(&msg)?;
+                        // RFC 8656 §11.4: only from peers we believe we
+                        // have (or are asking for) a permission for.
+                        if !self.permissions.contains_key(&data.peer.ip()) {
+                            return Err(ClientError::NoPermission(data.peer.ip()));
+                        }
+                        Ok(Some(data))
                     }
                     Class::Success | Class::Error => {
                         self.handle_response(now, &msg)?;

@@ -194,6 +194,9 @@ pub enum ClientError {
     /// ChannelData on a channel this client has not bound.
     #[error("ChannelData on unknown channel 0x{0:04x}")]
     UnknownChannel(u16),
+    /// A Data indication from a peer the client has no permission for.
+    #[error("Data indication from {0}, which has no permission")]
+    NoPermission(IpAddr),
     /// A response to no request in flight (late, duplicate or forged).
     #[error("response to an unknown transaction")]
     UnknownTransaction,

@@ -214,6 +214,21 @@ fn malformed_input_is_reported_and_changes_nothing() {
         c.handle_input(t0, &bare),
         Err(ClientError::Malformed(_))
     ));
+    // Data indication from a peer without permission (and no allocation).
+    let mut di = Vec::new();
+    let mut b = MessageBuilder::new(
+        &mut di,
+        Class::Indication,
+        Method::DATA,
+        stun::TransactionId([2; 12]),
+    );
+    b.add(&Attribute::XorPeerAddress("8.8.4.4:53".parse().unwrap()))
+        .unwrap();
+    b.add(&Attribute::Data(b"hi")).unwrap();
+    assert_eq!(
+        c.handle_input(t0, &di),
+        Err(ClientError::NoPermission("8.8.4.4".parse().unwrap()))
+    );
     // Data indication without DATA.
     let mut buf = Vec::new();
     let peer: SocketAddr = "8.8.8.8:53".parse().unwrap();
