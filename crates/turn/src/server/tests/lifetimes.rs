@@ -364,3 +364,47 @@ fn refresh_answered_437_forgets_the_allocation() {
     assert_eq!(net.client(c).relayed(), None);
     assert_eq!(net.allocate(c).ip(), addr(SERVER).ip());
 }
+
+#[test]
+fn same_channel_and_peer_can_be_rebound_during_the_cooldown() {
+    let mut net = Net::new(config());
+    let c = net.add_user("alice", "secret");
+    let ClientEvent::Allocated { relayed: relay, .. } = allocate_asking(&mut net, c, 3600) else {
+        panic!()
+    };
+    let peer = addr("8.8.8.8:53");
+    net.run(c, |cl, now| {
+        cl.channel_bind(now, peer).unwrap();
+    });
+    net.advance(secs(700), false);
+    assert_eq!(net.send(c, peer, b"expired"), None);
+    // RFC 8656 §12: only a different number or peer must wait 5 minutes.
+    let ev = net.run(c, |cl, now| {
+        assert_eq!(cl.channel_bind(now, peer), Ok(0x4000));
+    });
+    assert_eq!(
+        ev,
+        [ClientEvent::ChannelBound {
+            peer,
+            channel: 0x4000
+        }]
+    );
+    assert_eq!(net.send(c, peer, b"again").unwrap().payload, b"again");
+    let cd = net.peer_sends(relay, peer, b"back").unwrap();
+    assert_eq!(&cd[..4], &[0x40, 0x00, 0, 4]);
+}
+
+#[test]
+fn closing_a_tcp_connection_ends_its_allocation() {
+    let mut net = Net::new(config());
+    let ft = Net::tuple(0, Transport::Tcp, SERVER);
+    let c = net.add(
+        ClientConfig::new(ft.server, "alice", "secret", Transport::Tcp),
+        ft,
+    );
+    let relay = net.allocate(c);
+    net.server.client_disconnected(&ft);
+    net.pump();
+    assert_eq!(net.take_server_events(), [Event::RelayClosed(relay)]);
+    assert_eq!(net.server.allocation_count(), 0);
+}
