@@ -260,8 +260,15 @@ impl Client {
                 self.events.push_back(ClientEvent::Released);
                 return;
             }
-            // The server has no allocation for us any more.
-            Request::Refresh { .. } if code == 437 => self.clear_allocation(),
+            // The server has no allocation for us any more (it expired, or
+            // the server restarted): forget it and what hangs off it.
+            Request::Refresh { .. }
+            | Request::CreatePermission { .. }
+            | Request::ChannelBind { .. }
+                if code == 437 =>
+            {
+                self.clear_allocation()
+            }
             other => self.drop_request_state(&other),
         }
         self.events.push_back(ClientEvent::Failed {

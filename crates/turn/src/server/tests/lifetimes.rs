@@ -363,6 +363,16 @@ fn refresh_answered_437_forgets_the_allocation() {
     assert_eq!(failed(&ev), (Method::REFRESH, 437));
     assert_eq!(net.client(c).relayed(), None);
     assert_eq!(net.allocate(c).ip(), addr(SERVER).ip());
+    // The same for a CreatePermission (after a 438: the new server's
+    // nonce key differs).
+    net.server = Server::new(config(), net.now, UNIX0, [10; 32]);
+    let ev = net.run(c, |cl, now| {
+        cl.create_permission(now, &["8.8.8.8".parse().unwrap()])
+            .unwrap();
+    });
+    assert_eq!(failed(&ev), (Method::CREATE_PERMISSION, 437));
+    assert_eq!(net.client(c).relayed(), None);
+    assert_eq!(net.client(c).poll_timeout(), None);
 }
 
 #[test]
