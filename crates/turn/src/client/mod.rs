@@ -265,6 +265,8 @@ pub struct Client {
 impl Client {
     /// A client that has sent nothing yet; `seed` feeds transaction ids.
     pub fn new(config: ClientConfig, now: Instant, seed: [u8; 32]) -> Self {
+        // No timer runs before the first operation; `now` is taken for
+        // symmetry with the server core and for future use.
         let _ = now;
         Client {
             config,

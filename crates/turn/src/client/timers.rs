@@ -115,12 +115,16 @@ impl Client {
                 // Nobody answered the delete; the server will expire it.
                 self.clear_allocation();
             }
-            Request::Refresh { .. } => {
+            Request::Refresh {
+                automatic: true, ..
+            } => {
                 if let Some(a) = self.allocation.as_mut() {
                     // Try again at once; the allocation may still be alive.
                     a.refresh_at = Some(now);
                 }
             }
+            // An explicit refresh leaves the automatic schedule as it was.
+            Request::Refresh { .. } => {}
             Request::CreatePermission { peers } => {
                 // Keep refreshing confirmed permissions: the next timeout
                 // tries again. Unconfirmed ones are dropped.
