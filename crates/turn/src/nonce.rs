@@ -1,12 +1,16 @@
 //! Stateless nonces (RFC 8489 §9.2): the server keeps nothing per client.
 //!
 //! A nonce is the RFC 8489 §9.2 cookie `obMatJos2` with the security-feature
-//! bits, then the expiry (seconds since the server started, hex) and a
-//! truncated HMAC-SHA256 over the expiry and the client's IP. A nonce from
+//! bits, then base64url of the expiry (seconds since the server started,
+//! 4 bytes) and a truncated HMAC-SHA256 over the expiry and the client's IP
+//! (8 bytes): 29 characters in all, kept short because a 401 that carries it
+//! is what an unauthenticated client can make the server send. A nonce from
 //! another client, a forged one or an expired one does not verify.
 
 use std::net::IpAddr;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -62,13 +66,13 @@ impl NonceKey {
 
     /// Writes a nonce valid until `expiry` (seconds since start) into `out`.
     pub fn mint(&self, expiry: u32, client: IpAddr, out: &mut String) {
-        use std::fmt::Write as _;
+        let mut raw = [0u8; 4 + MAC_LEN];
+        let (exp, tag) = raw.split_at_mut(4);
+        exp.copy_from_slice(&expiry.to_be_bytes());
+        tag.copy_from_slice(&self.tag(expiry, client));
         out.clear();
         out.push_str(NONCE_PREFIX);
-        let _ = write!(out, "{expiry:08x}");
-        for b in self.tag(expiry, client) {
-            let _ = write!(out, "{b:02x}");
-        }
+        URL_SAFE_NO_PAD.encode_string(raw, out);
     }
 
     /// Checks a nonce from `client` at time `now` (seconds since start).
@@ -76,16 +80,13 @@ impl NonceKey {
         let rest = nonce
             .strip_prefix(NONCE_PREFIX)
             .ok_or(NonceError::Invalid)?;
-        if rest.len() != 8 + 2 * MAC_LEN || !rest.is_ascii() {
-            return Err(NonceError::Invalid);
+        let mut raw = [0u8; 4 + MAC_LEN];
+        match URL_SAFE_NO_PAD.decode_slice(rest, &mut raw) {
+            Ok(n) if n == raw.len() => {}
+            _ => return Err(NonceError::Invalid),
         }
-        let (exp, tag) = rest.split_at(8);
-        let expiry = u32::from_str_radix(exp, 16).map_err(|_| NonceError::Invalid)?;
-        let mut got = [0u8; MAC_LEN];
-        for (i, g) in got.iter_mut().enumerate() {
-            let hex = tag.get(2 * i..2 * i + 2).ok_or(NonceError::Invalid)?;
-            *g = u8::from_str_radix(hex, 16).map_err(|_| NonceError::Invalid)?;
-        }
+        let (exp, got) = raw.split_first_chunk::<4>().ok_or(NonceError::Invalid)?;
+        let expiry = u32::from_be_bytes(*exp);
         let want = self.tag(expiry, client);
         // Constant-time compare of the tag.
         let diff = want.iter().zip(got).fold(0u8, |d, (a, b)| d | (a ^ b));
@@ -118,8 +119,12 @@ mod tests {
             NonceKey::new([8; 32]).verify(&n, a, 10),
             Err(NonceError::Invalid)
         );
-        let forged = n.replace("00000258", "0000ffff");
+        assert_eq!(n.len(), 29);
+        let mut forged = n.clone().into_bytes();
+        forged[14] ^= 1;
+        let forged = String::from_utf8(forged).unwrap();
         assert_eq!(k.verify(&forged, a, 10), Err(NonceError::Invalid));
+        assert_eq!(k.verify(&n[..28], a, 10), Err(NonceError::Invalid));
         assert_eq!(k.verify("garbage", a, 10), Err(NonceError::Invalid));
         assert_eq!(k.verify("obMatJos2wAAAé", a, 10), Err(NonceError::Invalid));
     }

@@ -55,6 +55,18 @@ impl Server {
             self.error(from, req, 400, None);
             return;
         }
+        let has_allocation = self.allocations.get(&from).is_some_and(|a| a.expires > now);
+        if method != Method::ALLOCATE
+            && !has_allocation
+            && !req.has_integrity()
+            && !req.has_integrity_sha256()
+        {
+            // Nothing to refresh or extend on this 5-tuple: say so in 28
+            // bytes rather than challenge with 92 (amplification). It tells
+            // the sender only about its own 5-tuple.
+            self.error(from, req, 437, None);
+            return;
+        }
         let Some(auth) = self.authenticate(now, from, req) else {
             return;
         };
@@ -92,7 +104,11 @@ impl Server {
         let attrs = [
             Attribute::ErrorCode(stun::ErrorCode {
                 code: 420,
-                reason: super::request::reason(420),
+                reason: if auth.is_some() {
+                    super::request::reason(420)
+                } else {
+                    ""
+                },
             }),
             Attribute::UnknownAttributes(UnknownAttributes::from_encoded(&unknown)),
         ];

@@ -96,10 +96,10 @@ impl Server {
         auth: Option<&Auth>,
     ) {
         tracing::debug!(client = %to.client, method = req.method().number(), code, "error response");
-        let err = Attribute::ErrorCode(stun::ErrorCode {
-            code,
-            reason: reason(code),
-        });
+        // Unauthenticated answers carry no reason phrase, to stay small
+        // (amplification); the code says what went wrong.
+        let reason = if auth.is_some() { reason(code) } else { "" };
+        let err = Attribute::ErrorCode(stun::ErrorCode { code, reason });
         self.reply(to, req, Class::Error, auth, &[err]);
     }
 
@@ -118,11 +118,10 @@ impl Server {
         let mut nonce = String::with_capacity(40);
         self.nonces.mint(expiry, to.client.ip(), &mut nonce);
         let realm = self.config.users.realm().to_owned();
+        // No reason phrase: the challenge is the largest answer an
+        // unauthenticated client gets, and the code says it all.
         let attrs = [
-            Attribute::ErrorCode(stun::ErrorCode {
-                code,
-                reason: reason(code),
-            }),
+            Attribute::ErrorCode(stun::ErrorCode { code, reason: "" }),
             Attribute::Realm(&realm),
             Attribute::Nonce(&nonce),
             Attribute::PasswordAlgorithms(PasswordAlgorithms::from_encoded(&OFFERED_ALGORITHMS)),

@@ -359,7 +359,9 @@ impl Net {
         user: &str,
         password: &str,
     ) -> Vec<u8> {
-        let first = self.build(method, attrs);
+        // An unsigned Allocate is always challenged; other methods on a
+        // 5-tuple without an allocation get a bare 437 instead.
+        let first = self.build(Method::ALLOCATE, &[Attribute::RequestedTransport(17)]);
         let challenge = self.raw(ft, &first);
         let m = Message::decode(&challenge).unwrap();
         assert_eq!(error_code(&challenge), Some(401));
