@@ -78,6 +78,42 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_TOTAL_QUOTA", default_value_t = 10_000)]
     pub total_quota: usize,
 
+    /// Most allocations from one client IP address at once (486 beyond it).
+    #[arg(long, env = "SWITCHBOARD_IP_QUOTA", default_value_t = 64)]
+    pub ip_quota: usize,
+
+    /// Most permissions (peer IPs) per allocation (508 beyond it).
+    #[arg(long, env = "SWITCHBOARD_MAX_PERMISSIONS", default_value_t = 64)]
+    pub max_permissions: usize,
+
+    /// Most channels per allocation (508 beyond it).
+    #[arg(long, env = "SWITCHBOARD_MAX_CHANNELS", default_value_t = 64)]
+    pub max_channels: usize,
+
+    /// Relay bandwidth per allocation in bits per second, each direction
+    /// counted; excess datagrams are dropped. 0 = no limit.
+    #[arg(long, env = "SWITCHBOARD_MAX_BPS", default_value_t = 50_000_000)]
+    pub max_bps: u64,
+
+    /// Relay bandwidth of the whole server in bits per second. 0 = no limit.
+    #[arg(long, env = "SWITCHBOARD_TOTAL_BPS", default_value_t = 0)]
+    pub total_bps: u64,
+
+    /// Answers to unauthenticated STUN/TURN requests per second per source
+    /// IP (burst: twice that); beyond it requests are dropped unanswered, so
+    /// the server cannot be used as a reflector.
+    #[arg(long, env = "SWITCHBOARD_UNAUTHENTICATED_RATE", default_value_t = 100)]
+    pub unauthenticated_rate: u32,
+
+    /// Failed TURN authentications per minute per source IP and per
+    /// username (burst: 10); beyond it attempts are dropped unchecked.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_AUTH_FAILURES_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub auth_failures_per_minute: u32,
+
     /// Close a TURN TCP connection that has sent no complete message for this
     /// many seconds and holds no allocation (slowloris).
     #[arg(long, env = "SWITCHBOARD_TCP_IDLE_TIMEOUT", default_value_t = 30)]
@@ -188,6 +224,13 @@ impl Config {
             deny_peers,
             user_quota,
             total_quota,
+            ip_quota,
+            max_permissions,
+            max_channels,
+            max_bps,
+            total_bps,
+            unauthenticated_rate,
+            auth_failures_per_minute,
             tcp_idle_timeout,
             max_tcp_per_ip,
             http_listen,

@@ -49,6 +49,20 @@ fn turn_core(config: &Config, secret: &str) -> turn::Server {
     );
     core.user_quota = config.user_quota;
     core.total_quota = config.total_quota;
+    core.ip_quota = config.ip_quota;
+    core.max_permissions = config.max_permissions;
+    core.max_channels = config.max_channels;
+    core.allocation_bytes_per_second = config.max_bps / 8;
+    core.total_bytes_per_second = config.total_bps / 8;
+    let unauth = config.unauthenticated_rate as f32;
+    core.unauthenticated_rate = turn::rate_limit::Rate {
+        per_second: unauth,
+        burst: 2.0 * unauth,
+    };
+    core.auth_failure_rate = turn::rate_limit::Rate {
+        per_second: config.auth_failures_per_minute as f32 / 60.0,
+        burst: 10.0,
+    };
     turn::Server::new(core, Instant::now(), unix_now(), rand::rng().random())
 }
 
