@@ -261,3 +261,49 @@ fn malformed_input_is_reported_and_changes_nothing() {
     c.handle_timeout(t0 + Duration::from_secs(60));
     assert_eq!(c.poll_transmit(), None);
 }
+
+#[test]
+fn mutated_input_never_panics() {
+    let t0 = Instant::now();
+    let mut c = client(t0);
+    c.allocate(t0).unwrap();
+    let first = c.poll_transmit().unwrap();
+    let challenge = respond(
+        &first,
+        Class::Error,
+        &[
+            error(401),
+            Attribute::Realm("r"),
+            Attribute::Nonce("obMatJos2wAAAnonce"),
+            Attribute::PasswordAlgorithms(PasswordAlgorithms::from_encoded(&[0, 2, 0, 0])),
+        ],
+        None,
+    );
+    let relayed: SocketAddr = "192.0.2.1:50000".parse().unwrap();
+    let success = respond(&first, Class::Success, &allocated(relayed), None);
+    let mut di = Vec::new();
+    let mut b = MessageBuilder::new(
+        &mut di,
+        Class::Indication,
+        Method::DATA,
+        stun::TransactionId([2; 12]),
+    );
+    b.add(&Attribute::XorPeerAddress("8.8.8.8:53".parse().unwrap()))
+        .unwrap();
+    b.add(&Attribute::Data(b"payload")).unwrap();
+    let cd = [0x40, 0x00, 0x00, 0x03, 1, 2, 3, 0];
+    for packet in [&challenge[..], &success[..], &di[..], &cd[..]] {
+        for i in 0..packet.len() {
+            for bit in 0..8 {
+                let mut p = packet.to_vec();
+                p[i] ^= 1 << bit;
+                let mut fresh = client(t0);
+                fresh.allocate(t0).unwrap();
+                let _ = fresh.handle_input(t0, &p);
+                let _ = c.handle_input(t0, &p);
+            }
+            let _ = c.handle_input(t0, &packet[..i]);
+        }
+    }
+    let _ = c.handle_input(t0, &[]);
+}
