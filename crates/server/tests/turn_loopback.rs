@@ -164,3 +164,45 @@ fn first_datagram_out_of_a_new_relay_reaches_the_peer() {
         assert_eq!(d.event(), ClientEvent::Released);
     }
 }
+
+/// A port free for UDP and TCP on `[::1]` right now.
+fn free_port_v6() -> u16 {
+    for _ in 0..100 {
+        let udp = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("::1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on [::1]");
+}
+
+/// The binary listening for STUN/TURN on `[::1]`, killed on drop.
+fn server_v6() -> (support::Guard, SocketAddr) {
+    let turn = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, free_port_v6()));
+    let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let low = free_port().min(65_000);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--turn-listen", &turn.to_string()])
+        .args(["--http-listen", &http.to_string()])
+        .args(["--user", "alice:secret", "--allow-loopback-peers"])
+        .args(["--relay-ports", &format!("{low}-{}", low + 30)])
+        .env("SWITCHBOARD_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn switchboard");
+    let guard = support::Guard(child);
+    wait_for_binding(turn);
+    (guard, turn)
+}
+
+#[test]
+fn ipv6_udp_and_tcp_relay_round_trip() {
+    let (_sb, turn) = server_v6();
+    relay_round_trip(Driver::udp(turn, "alice", "secret"));
+    relay_round_trip(Driver::tcp(turn, "alice", "secret"));
+    let mut d = Driver::udp(turn, "alice", "secret");
+    d.client.binding(Instant::now()).unwrap();
+    let local = d.link.local_addr();
+    assert_eq!(d.event(), ClientEvent::Mapped { mapped: local });
+}

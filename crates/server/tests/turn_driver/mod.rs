@@ -5,11 +5,12 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use stun::AddressFamily;
 use turn::Transport;
-use turn::client::{Client, ClientConfig, ClientEvent, FrameBuffer};
+use turn::client::{AllocateOptions, Client, ClientConfig, ClientEvent, FrameBuffer};
 
 /// Longest any single exchange may take.
 pub const STEP: Duration = Duration::from_secs(5);
@@ -80,7 +81,7 @@ pub struct Driver {
 
 impl Driver {
     pub fn udp(turn: SocketAddr, user: &str, password: &str) -> Driver {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let s = UdpSocket::bind(loopback(turn)).unwrap();
         s.connect(turn).unwrap();
         Self::new(Link::Udp(s), turn, user, password, Transport::Udp)
     }
@@ -176,7 +177,20 @@ pub fn rand_seed() -> [u8; 32] {
 
 /// A UDP peer on loopback that the test answers by hand.
 pub fn peer() -> UdpSocket {
-    let p = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer_near(SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// Port 0 on the loopback address of `addr`'s family.
+pub fn loopback(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => SocketAddr::from(([127, 0, 0, 1], 0)),
+        SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+    }
+}
+
+/// A peer on the loopback address of `addr`'s family.
+pub fn peer_near(addr: SocketAddr) -> UdpSocket {
+    let p = UdpSocket::bind(loopback(addr)).unwrap();
     p.set_read_timeout(Some(STEP)).unwrap();
     p
 }
@@ -210,7 +224,16 @@ pub fn wait_for_binding(turn: SocketAddr) {
 /// indication, ChannelBind, ChannelData both ways, Refresh and delete,
 /// against a server that relays to loopback peers.
 pub fn relay_round_trip(mut d: Driver) {
-    d.client.allocate(Instant::now()).unwrap();
+    let server = d.client.server();
+    let family = match server {
+        SocketAddr::V4(_) => None,
+        SocketAddr::V6(_) => Some(AddressFamily::V6),
+    };
+    let options = AllocateOptions {
+        family,
+        ..Default::default()
+    };
+    d.client.allocate_with(Instant::now(), options).unwrap();
     let ClientEvent::Allocated {
         relayed,
         mapped,
@@ -220,11 +243,11 @@ pub fn relay_round_trip(mut d: Driver) {
     else {
         panic!("allocate failed")
     };
-    assert_eq!(relayed.ip(), IpAddr::from([127, 0, 0, 1]));
+    assert_eq!(relayed.ip(), server.ip());
     assert_eq!(mapped, d.link.local_addr());
     assert_eq!(lifetime, Duration::from_secs(600));
 
-    let p = peer();
+    let p = peer_near(server);
     let peer_addr = p.local_addr().unwrap();
     d.client
         .create_permission(Instant::now(), &[peer_addr.ip()])
