@@ -53,7 +53,7 @@ pub const ALLOCATION_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 const MAX_AUTH_RETRIES: u8 = 3;
 
 /// Who the client is and how it reaches the server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// The TURN server.
     pub server: SocketAddr,
@@ -71,6 +71,20 @@ pub struct ClientConfig {
     /// Send USERHASH instead of USERNAME when the server's nonce announces
     /// username anonymity (RFC 8489 §9.2.5, §14.4).
     pub use_userhash: bool,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("transport", &self.transport)
+            .field("software", &self.software)
+            .field("password_algorithm", &self.password_algorithm)
+            .field("use_userhash", &self.use_userhash)
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -381,7 +395,9 @@ impl Client {
     }
 
     /// Sends a CreatePermission request for `peers` (RFC 8656 §9.1); the
-    /// permissions are then refreshed every [`PERMISSION_REFRESH`].
+    /// permissions are then refreshed every [`PERMISSION_REFRESH`]. If the
+    /// server refuses the request (it is all or nothing), the client stops
+    /// refreshing every peer it listed.
     pub fn create_permission(
         &mut self,
         now: Instant,

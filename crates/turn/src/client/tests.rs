@@ -307,3 +307,11 @@ fn mutated_input_never_panics() {
     }
     let _ = c.handle_input(t0, &[]);
 }
+
+#[test]
+fn debug_output_hides_the_password() {
+    let c = client(Instant::now());
+    let shown = format!("{c:?}");
+    assert!(shown.contains("user"));
+    assert!(!shown.contains("pass\""), "{shown}");
+}
