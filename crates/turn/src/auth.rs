@@ -146,6 +146,15 @@ impl Users {
         Some(Key::derive(alg, username, &self.realm, &password))
     }
 
+    /// True if `username` is an ephemeral credential past its expiry. Checked
+    /// on every request, as coturn does, so a cached key cannot keep an
+    /// allocation alive beyond its credential.
+    pub fn expired(&self, username: &str, unix_now: u64) -> bool {
+        !self.statics.contains_key(username)
+            && self.secret.is_some()
+            && credentials::expiry_of(username).is_some_and(|e| e <= unix_now)
+    }
+
     /// The static user whose USERHASH is `hash` (ephemeral users cannot be
     /// found by hash: their names are not known in advance).
     pub fn by_userhash(&self, hash: &[u8; 32]) -> Option<&str> {

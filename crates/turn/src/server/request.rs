@@ -204,6 +204,7 @@ impl Server {
             .allocations
             .get(&from)
             .filter(|a| a.username == username && a.key.algorithm() == alg)
+            .filter(|_| !self.config.users.expired(&username, self.unix_now(now)))
             .map(|a| a.key);
         let key = match cached {
             Some(k) => k,

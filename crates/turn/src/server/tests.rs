@@ -5,4 +5,5 @@ mod auth;
 mod errors;
 mod harness;
 mod lifetimes;
+mod limits;
 mod relay;
