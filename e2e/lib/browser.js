@@ -55,6 +55,7 @@ export async function launchChromium({ viewport = { width: 1280, height: 760 }, 
   return {
     context,
     page,
+    profile,
     async close() {
       await context.close().catch(() => {});
       await rm(profile, { recursive: true, force: true }).catch(() => {});

@@ -6,7 +6,10 @@
 // Blob batches that the browser may keep on disk).
 //
 // Wire: JSON text {t:'file', id, name, size, mime}, then binary chunks,
-// then {t:'end', id, sha256}; the receiver answers {t:'ack', id, ok}.
+// then {t:'end', id, sha256}; the receiver answers {t:'ack', id, ok}. Flow
+// control end to end: the receiver reports {t:'written', id, bytes} as its
+// disk writes complete, and the sender keeps at most WINDOW bytes beyond
+// that in flight, so a slow disk never makes the receiver buffer the file.
 
 import { Sha256 } from './sha256.js';
 
@@ -15,6 +18,8 @@ const READ = 1024 * 1024;
 const HIGH_WATER = 4 * 1024 * 1024;
 const LOW_WATER = 1024 * 1024;
 const PROGRESS_MS = 100;
+const WRITE_BATCH = 1024 * 1024;
+const WINDOW = 16 * 1024 * 1024;
 const MAX_NAME = 255;
 
 let nextId = 1;
@@ -49,7 +54,7 @@ async function openSink(mime) {
     kind: 'blob',
     write: (chunk) => {
       batch.push(chunk);
-      batchBytes += chunk.byteLength;
+      batchBytes += chunk.size ?? chunk.byteLength;
       if (batchBytes >= 8 * 1024 * 1024) {
         parts.push(new Blob(batch));
         batch = [];
@@ -94,14 +99,13 @@ export class FileChannel {
     dc.onclose = () => this.failAll('channel closed');
   }
 
-  emit(t, lastEmit = 0) {
+  emit(t) {
     const now = performance.now();
     if (t.state === 'sending' || t.state === 'receiving') {
       if (now - (t.lastEmit ?? 0) < PROGRESS_MS) return;
     }
     t.lastEmit = now;
     this.target.dispatchEvent(new CustomEvent('transfer', { detail: t }));
-    return lastEmit;
   }
 
   /** Queues `file` (a File or Blob with a name) for sending; returns its transfer. */
@@ -143,8 +147,22 @@ export class FileChannel {
     });
   }
 
+  /** Resolves on the next `written` report from the receiver (or on close). */
+  progressed() {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.dc.removeEventListener('close', done);
+        this.onProgress = null;
+        resolve();
+      };
+      this.onProgress = done;
+      this.dc.addEventListener('close', done);
+    });
+  }
+
   async sendOne(t) {
     const dc = this.dc;
+    t.written = 0;
     dc.send(JSON.stringify({ t: 'file', id: t.id, name: t.name, size: t.size, mime: t.mime }));
     t.state = 'sending';
     t.started = performance.now();
@@ -154,6 +172,7 @@ export class FileChannel {
       if (buf.length === 0) throw new Error('file shrank while sending');
       for (let i = 0; i < buf.length; i += CHUNK) {
         if (dc.bufferedAmount > HIGH_WATER) await this.drained();
+        while (t.done - t.written > WINDOW && dc.readyState === 'open') await this.progressed();
         if (dc.readyState !== 'open') throw new Error('channel closed');
         const piece = buf.subarray(i, i + CHUNK);
         dc.send(piece);
@@ -176,6 +195,12 @@ export class FileChannel {
       try { msg = JSON.parse(data); } catch { return; }
       if (msg.t === 'file') return this.beginIncoming(msg);
       if (msg.t === 'end') return this.endIncoming(msg);
+      if (msg.t === 'written') {
+        const t = this.byId.get(String(msg.id));
+        if (t && t.dir === 'out' && Number.isFinite(msg.bytes)) t.written = Math.max(t.written ?? 0, msg.bytes);
+        this.onProgress?.();
+        return;
+      }
       if (msg.t === 'ack') {
         const t = this.byId.get(String(msg.id));
         if (t && t.dir === 'out') {
@@ -197,9 +222,32 @@ export class FileChannel {
       return;
     }
     t.hash.update(bytes);
-    await t.sink.write(bytes);
     t.done += bytes.length;
+    t.batch.push(bytes);
+    t.batchBytes += bytes.length;
+    if (t.batchBytes >= WRITE_BATCH) this.flush(t);
     this.emit(t);
+  }
+
+  /** Queues the batched chunks as one disk write; reports progress when written. */
+  flush(t) {
+    if (!t.batchBytes) return t.writing;
+    // One contiguous buffer per write: a disk write costs an IPC round trip,
+    // so 16 KiB writes would cap throughput at a few MiB/s.
+    const buf = new Uint8Array(t.batchBytes);
+    let off = 0;
+    for (const c of t.batch) { buf.set(c, off); off += c.length; }
+    const end = t.done;
+    t.batch = [];
+    t.batchBytes = 0;
+    t.writing = t.writing.then(async () => {
+      if (t.error) return;
+      await t.sink.write(buf);
+      if (this.dc.readyState === 'open') this.dc.send(JSON.stringify({ t: 'written', id: t.id, bytes: end }));
+    }).catch((err) => {
+      t.error = `writing failed: ${err?.message ?? err}`;
+    });
+    return t.writing;
   }
 
   async beginIncoming(msg) {
@@ -209,6 +257,9 @@ export class FileChannel {
     const mime = typeof msg.mime === 'string' && /^[\w.+-]+\/[\w.+-]+$/.test(msg.mime) ? msg.mime : '';
     const t = transfer('in', msg.id.slice(0, 64), name, size, mime);
     t.hash = new Sha256();
+    t.batch = [];
+    t.batchBytes = 0;
+    t.writing = Promise.resolve();
     t.sink = await openSink(mime);
     t.state = 'receiving';
     this.incoming = t;
@@ -222,14 +273,15 @@ export class FileChannel {
     this.incoming = null;
     t.sha256 = t.hash.hex();
     delete t.hash;
-    t.ok = t.done === t.size && t.sha256 === msg.sha256;
+    await this.flush(t);
+    t.ok = !t.error && t.done === t.size && t.sha256 === msg.sha256;
     if (t.ok) {
       const file = await t.sink.finish();
       t.url = URL.createObjectURL(file);
       t.state = 'verified';
     } else {
       await t.sink.abort();
-      t.state = 'corrupted';
+      t.state = t.error ? 'failed' : 'corrupted';
     }
     t.sinkKind = t.sink.kind;
     delete t.sink;
