@@ -111,7 +111,8 @@ export class Sparkline {
       if (series.length < 2) return;
       g.beginPath();
       series.forEach((v, i) => {
-        const x = (i / (this.points - 1)) * w;
+        // Newest point at the right edge; the graph fills in from the right.
+        const x = w - ((series.length - 1 - i) / (this.points - 1)) * w;
         const y = h - 2 - (v / max) * (h - 4);
         if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
       });
