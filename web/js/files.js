@@ -32,7 +32,7 @@ function transfer(dir, id, name, size, mime) {
 /** Where received bytes go: OPFS when available, else Blob batches. */
 async function openSink(mime) {
   try {
-    if (navigator.storage?.getDirectory) {
+    if (typeof navigator !== 'undefined' && navigator.storage?.getDirectory) {
       const root = await navigator.storage.getDirectory();
       const name = `recv-${Date.now()}-${Math.random().toString(36).slice(2)}`;
       const handle = await root.getFileHandle(name, { create: true });
@@ -89,6 +89,7 @@ export class FileChannel {
     this.rx = Promise.resolve();
     this.incoming = null;
     this.byId = new Map();
+    this.unacked = new Set(); // sent, verification not yet reported
     dc.binaryType = 'arraybuffer';
     dc.bufferedAmountLowThreshold = LOW_WATER;
     dc.onmessage = (ev) => {
@@ -186,6 +187,7 @@ export class FileChannel {
     dc.send(JSON.stringify({ t: 'end', id: t.id, sha256: t.sha256 }));
     t.state = 'sent';
     delete t.file;
+    this.unacked.add(t);
     this.emit(t);
   }
 
@@ -203,7 +205,7 @@ export class FileChannel {
       }
       if (msg.t === 'ack') {
         const t = this.byId.get(String(msg.id));
-        if (t && t.dir === 'out') {
+        if (t && t.dir === 'out' && this.unacked.delete(t)) {
           t.state = msg.ok ? 'delivered' : 'corrupted';
           t.ok = !!msg.ok;
           this.emit(t);
@@ -290,13 +292,14 @@ export class FileChannel {
   }
 
   failAll(reason) {
-    for (const t of [...this.outgoing, this.incoming].filter(Boolean)) {
+    for (const t of [...this.outgoing, ...this.unacked, this.incoming].filter(Boolean)) {
       t.state = 'failed';
       t.error = reason;
       t.sink?.abort();
       this.emit(t);
     }
     this.outgoing = [];
+    this.unacked.clear();
     this.incoming = null;
   }
 
