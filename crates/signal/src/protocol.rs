@@ -146,7 +146,9 @@ struct LeaveFields {
 }
 
 fn fields<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, SignalError> {
-    serde_json::from_value(value).map_err(|e| SignalError::BadMessage(e.to_string()))
+    // serde's message may quote an unknown field name: bound what is echoed.
+    serde_json::from_value(value)
+        .map_err(|e| SignalError::BadMessage(truncate(&e.to_string(), 200)))
 }
 
 /// Parses one text frame. `max_bytes` bounds its size.
@@ -386,6 +388,11 @@ mod tests {
             Some(ErrorCode::BadName)
         );
         assert_eq!(code(&"x".repeat(65)), Some(ErrorCode::TooLarge));
+        let long_field = format!(r#"{{"type":"leave","{}":1}}"#, "f".repeat(5000));
+        match parse_client_message(&long_field, 10_000) {
+            Err(SignalError::BadMessage(m)) => assert!(m.chars().count() <= 200, "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
