@@ -1,4 +1,4 @@
-// Large file transfer (opt-in: E2E_BIG_FILE_MIB=1024 e2e/run tests/bigfile.test.js):
+// Large file transfer, opt-in (see e2e/run for the timeouts a 1 GiB run needs):
 // Chromium to Chromium, checks the SHA-256 and that neither browser held the
 // file in memory: each browser's summed RSS (its whole process tree), sampled
 // twice a second, must grow by well under the file size.
