@@ -39,12 +39,16 @@ export const CHROMIUM_ARGS = [
  * `fakeCamera`: a .y4m file the fake camera plays instead of its built-in
  * pattern (the fake screen keeps its own), see `writeSolidY4m`.
  */
-export async function launchChromium({ viewport = { width: 1280, height: 760 }, fakeCamera = null, ignoreHTTPSErrors = false } = {}) {
+export async function launchChromium({ viewport = { width: 1280, height: 760 }, fakeCamera = null, ignoreHTTPSErrors = false, args = [] } = {}) {
   const profile = await mkdtemp(join(tmpdir(), 'switchboard-e2e-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM_WRAPPER,
     headless: true,
-    args: fakeCamera ? [...CHROMIUM_ARGS, `--use-file-for-fake-video-capture=${fakeCamera}`] : CHROMIUM_ARGS,
+    args: [
+      ...CHROMIUM_ARGS.filter((a) => !args.some((b) => b.split('=')[0] === a.split('=')[0])),
+      ...args,
+      ...(fakeCamera ? [`--use-file-for-fake-video-capture=${fakeCamera}`] : []),
+    ],
     viewport,
     ignoreHTTPSErrors,
     timeout: 60_000,
