@@ -60,7 +60,7 @@ async function browserRss(profile) {
   return total;
 }
 
-test(`a ${MIB} MiB file streams through without being held in memory`, { skip: !MIB && 'set E2E_BIG_FILE_MIB to run', timeout: 900_000 }, async () => {
+test(`a large file (${MIB || "E2E_BIG_FILE_MIB"} MiB) streams through without being held in memory`, { skip: !MIB && 'set E2E_BIG_FILE_MIB to run', timeout: 900_000 }, async () => {
   const path = join(tmpdir(), `switchboard-big-${process.pid}.bin`);
   const sha = await writeRandomFile(path, MIB);
   const alice = await launchChromium({ fakeCamera: null });
