@@ -137,6 +137,47 @@ mod tests {
     }
 
     #[test]
+    fn external_servers_replace_builtin_ones() -> anyhow::Result<()> {
+        let config = Config::load_from([
+            "switchboard",
+            "--ice-server",
+            "stun:stun.example.net:3478",
+            "--ice-server",
+            "turns:turn.example.net:5349?transport=tcp",
+        ])?;
+        let servers = IcePolicy::new(&config, "shared").servers_for(Some("10.0.0.1:8080"));
+        assert_eq!(servers.len(), 2);
+        let stun = servers.first().ok_or_else(|| anyhow::anyhow!("stun"))?;
+        assert_eq!(stun.urls, vec!["stun:stun.example.net:3478".to_owned()]);
+        assert_eq!((&stun.username, &stun.credential), (&None, &None));
+        let turn = servers.get(1).ok_or_else(|| anyhow::anyhow!("turn"))?;
+        let user = turn.username.clone().unwrap_or_default();
+        assert!(turn::credentials::expiry_of(&user).is_some());
+        assert_eq!(
+            turn.credential,
+            Some(turn::credentials::password_for(b"shared", &user))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn public_host_wins_over_the_host_header() -> anyhow::Result<()> {
+        let config = Config::load_from([
+            "switchboard",
+            "--public-host",
+            "203.0.113.7",
+            "--turn-listen",
+            "0.0.0.0:3479",
+        ])?;
+        let servers = IcePolicy::new(&config, "s").servers_for(Some("localhost:8080"));
+        assert_eq!(
+            servers.first().map(|s| s.urls.clone()),
+            Some(vec!["stun:203.0.113.7:3479".to_owned()])
+        );
+        Ok(())
+    }
+
+    #[test]
     fn builtin_servers_carry_minted_credentials() {
         let mut config = Config::default();
         config.turn_listen = "0.0.0.0:3478".parse().unwrap_or(config.turn_listen);

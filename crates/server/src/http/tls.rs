@@ -145,4 +145,30 @@ mod tests {
             .with_single_cert(vec![cert], key)?;
         Ok(())
     }
+
+    #[tokio::test]
+    async fn loads_pem_files_and_refuses_garbage() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("switchboard-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, certified.cert.pem())?;
+        std::fs::write(&key, certified.signing_key.serialize_pem())?;
+        let args = |c: &std::path::Path, k: &std::path::Path| {
+            Config::load_from([
+                "switchboard".to_owned(),
+                "--tls-cert".to_owned(),
+                c.display().to_string(),
+                "--tls-key".to_owned(),
+                k.display().to_string(),
+            ])
+        };
+        assert!(load(&args(&cert, &key)?).await?.is_some());
+        // A key file holding a certificate is refused with an error, not a panic.
+        assert!(load(&args(&cert, &cert)?).await.is_err());
+        assert!(load(&args(&dir.join("missing.pem"), &key)?).await.is_err());
+        assert!(load(&Config::default()).await?.is_none());
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
 }
