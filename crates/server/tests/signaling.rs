@@ -41,6 +41,29 @@ async fn start(extra: &[&str]) -> Result<u16, Box<dyn std::error::Error>> {
     Ok(port)
 }
 
+/// Like [`start`] with a heartbeat of 200 ms ping / 700 ms timeout.
+async fn start_fast_heartbeat() -> Result<u16, Box<dyn std::error::Error>> {
+    let config = config::Config::load_from(["switchboard"])?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let ctx = http::HttpContext {
+        config: Arc::new(config),
+        turn_secret: Arc::from(SECRET),
+    };
+    let hub = signal::HubConfig {
+        ping_interval: Duration::from_millis(200),
+        idle_timeout: Duration::from_millis(700),
+        ..http::hub_config(&ctx)
+    };
+    tokio::spawn(http::serve_listener_with(
+        listener,
+        ctx,
+        hub,
+        std::future::pending(),
+    ));
+    Ok(port)
+}
+
 async fn connect(port: u16) -> Result<Ws, Box<dyn std::error::Error>> {
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws")).await?;
     Ok(ws)
@@ -312,5 +335,46 @@ async fn serves_the_embedded_app() -> TestResult {
     assert_eq!(s, 200);
     let v: Value = serde_json::from_str(&body)?;
     assert_eq!(v["iceServers"][0]["urls"][0], "stun:127.0.0.1:3478");
+    Ok(())
+}
+
+#[tokio::test]
+async fn heartbeat_closes_a_dead_connection_and_announces_it() -> TestResult {
+    let port = start_fast_heartbeat().await?;
+    let mut alive = connect(port).await?;
+    let mut dead = connect(port).await?;
+    let ja = join(&mut alive, "hb", "Alive").await?;
+    let jd = join(&mut dead, "hb", "Dead").await?;
+    assert_eq!(recv(&mut alive).await?["type"], "peer-joined");
+    assert_eq!(jd["peers"][0]["id"], ja["you"]);
+    // `dead` goes silent: it neither sends nor answers the server's pings.
+    // `alive` keeps talking (app-level pings every 100 ms), as the web app does.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let left = loop {
+        send(&mut alive, json!({"type":"ping"})).await?;
+        if let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_millis(100), alive.next()).await
+        {
+            let m: Value = serde_json::from_str(t.as_str())?;
+            if m["type"] == "peer-left" {
+                break m;
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err("no peer-left within 5 s".into());
+        }
+    };
+    assert_eq!(left, json!({"type":"peer-left","id": jd["you"]}));
+    // The dead socket was closed by the server (code 4000).
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(m)) = dead.next().await {
+            if let Message::Close(frame) = m {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await?;
+    assert_eq!(closed, Some(4000));
     Ok(())
 }

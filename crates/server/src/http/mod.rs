@@ -51,7 +51,7 @@ pub async fn serve(
         println!("Switchboard web app: http://{}/", display_addr(addr));
         return serve_listener(listener, ctx, shutdown).await;
     };
-    let (router, stop) = router(&ctx);
+    let (router, stop) = router(&ctx, hub_config(&ctx));
     println!("Switchboard web app: https://{}/", display_addr(addr));
     tls::serve(addr, tls, router, close_sockets_on(shutdown, stop)).await
 }
@@ -62,8 +62,28 @@ pub async fn serve_listener(
     ctx: HttpContext,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (router, stop) = router(&ctx);
+    let hub = hub_config(&ctx);
+    serve_listener_with(listener, ctx, hub, shutdown).await
+}
+
+/// Like [`serve_listener`] with explicit hub limits and timings (tests use
+/// short heartbeats).
+pub async fn serve_listener_with(
+    listener: tokio::net::TcpListener,
+    ctx: HttpContext,
+    hub: HubConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (router, stop) = router(&ctx, hub);
     serve_plain(listener, router, close_sockets_on(shutdown, stop)).await
+}
+
+/// The hub settings the configuration asks for.
+pub fn hub_config(ctx: &HttpContext) -> HubConfig {
+    HubConfig {
+        room_size: ctx.config.room_size.max(1),
+        ..HubConfig::default()
+    }
 }
 
 /// `shutdown`, which on resolving also tells every WebSocket to close:
@@ -89,13 +109,9 @@ async fn serve_plain(
 
 /// The router, and the switch that closes all WebSockets (graceful shutdown
 /// waits for open connections, so they must be told to end).
-fn router(ctx: &HttpContext) -> (Router, watch::Sender<bool>) {
+fn router(ctx: &HttpContext, hub: HubConfig) -> (Router, watch::Sender<bool>) {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let hub_config = HubConfig {
-        room_size: ctx.config.room_size.max(1),
-        ..HubConfig::default()
-    };
-    let signaling = Signaling::new(hub_config, stop_rx);
+    let signaling = Signaling::new(hub, stop_rx);
     tokio::spawn(signaling.clone().run_ticker());
     let app = Arc::new(App {
         signaling,
