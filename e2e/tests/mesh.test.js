@@ -20,6 +20,8 @@ test('three pages form a full mesh; one leaves and the others show it', async ()
       assert.equal(await b.page.locator('#grid .tile').count(), 3);
     }
 
+    await browsers[0].page.screenshot({ path: new URL('../artifacts/mesh.png', import.meta.url).pathname });
+
     // Cleo leaves with the Leave button.
     await browsers[2].page.click('#btn-leave');
     for (const b of browsers.slice(0, 2)) {

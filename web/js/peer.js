@@ -7,6 +7,9 @@ import { FileChannel } from './files.js';
 const CHAT_CHANNEL_ID = 0;
 const FILE_CHANNEL_ID = 1;
 const MAX_RESTARTS = 6;
+// A connection still not up after this long is restarted rather than left to
+// Chromium's own ~30 s failure timeout (seen behind symmetric NATs).
+const CONNECT_TIMEOUT_MS = 20_000;
 
 /**
  * A link to one peer. Events: 'track' (detail: MediaStreamTrack),
@@ -40,6 +43,7 @@ export class PeerLink extends EventTarget {
     this.queue = Promise.resolve();
     this.restarts = 0;
     this.disconnectTimer = null;
+    this.connectTimer = null;
     this.closed = false;
     this.senders = {};
     this.remoteStream = new MediaStream();
@@ -150,8 +154,14 @@ export class PeerLink extends EventTarget {
     const state = this.pc.connectionState;
     this.dispatchEvent(new CustomEvent('state', { detail: state }));
     clearTimeout(this.disconnectTimer);
+    if (state !== 'connecting') clearTimeout(this.connectTimer);
     if (state === 'connected') {
       this.restarts = 0;
+    } else if (state === 'connecting') {
+      clearTimeout(this.connectTimer);
+      this.connectTimer = setTimeout(() => {
+        if (this.pc.connectionState === 'connecting') this.restartIce();
+      }, CONNECT_TIMEOUT_MS);
     } else if (state === 'failed') {
       this.restartIce();
     } else if (state === 'disconnected') {
@@ -181,6 +191,7 @@ export class PeerLink extends EventTarget {
   close() {
     this.closed = true;
     clearTimeout(this.disconnectTimer);
+    clearTimeout(this.connectTimer);
     this.files?.close();
     try { this.chat?.close(); } catch { /* already closed */ }
     this.pc.close();
