@@ -1,0 +1,142 @@
+//! `switchboard-loadgen`: STUN/TURN load against one server address, for
+//! `bench/run`'s side-by-side comparison of Switchboard and coturn.
+//!
+//! Modes (each bounded in count *and* time, and each stops by itself):
+//! - `binding`: Binding requests (RFC 8489 §7) over UDP from a few sockets
+//!   at a set rate; counts the success answers.
+//! - `allocate`: full Allocate (RFC 8656 §7.1, with the 401 round trip of
+//!   RFC 8489 §9.2) through the `turn::client` core, then Refresh with
+//!   LIFETIME 0 (§7.3) to delete it; measures allocations per second.
+//! - `hold`: makes N allocations, one UDP socket each, and keeps them
+//!   (refreshing when due) until SIGINT/SIGTERM or `--hold-secs`, so the
+//!   server's memory per idle allocation can be read; then deletes them.
+//!
+//! Results go to stdout as one `RESULT key=value ...` line (parsed by
+//! `bench/run`); progress goes to stderr. Only loopback targets are accepted.
+
+mod allocate;
+mod binding;
+mod driver;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+/// STUN/TURN load generator (loopback only; bounded in count and time).
+#[derive(Debug, Parser)]
+#[command(name = "switchboard-loadgen", version, about)]
+struct Cli {
+    /// STUN/TURN server address (UDP), e.g. 127.0.0.1:3478.
+    #[arg(long, global = true, default_value = "127.0.0.1:3478")]
+    server: SocketAddr,
+
+    /// Hard limit on the whole run in seconds, whatever else happens.
+    #[arg(long, global = true, default_value_t = 120)]
+    secs: u64,
+
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Binding requests at a fixed rate; counts answers.
+    Binding(BindingArgs),
+    /// Allocate (with the 401 round trip) then delete, C at a time.
+    Allocate(AllocateArgs),
+    /// Create N allocations and hold them until stopped.
+    Hold(HoldArgs),
+}
+
+/// Options of `binding`.
+#[derive(Debug, Args)]
+pub struct BindingArgs {
+    /// Requests to send in total.
+    #[arg(long, default_value_t = 10_000)]
+    pub count: u64,
+    /// Requests per second, across all sockets.
+    #[arg(long, default_value_t = 10_000)]
+    pub rate: u64,
+    /// Source sockets to spread the requests over.
+    #[arg(long, default_value_t = 4)]
+    pub sockets: usize,
+    /// How long to wait for late answers after the last request (ms).
+    #[arg(long, default_value_t = 1000)]
+    pub drain_ms: u64,
+}
+
+/// Credentials shared by `allocate` and `hold`.
+#[derive(Debug, Args)]
+pub struct Credentials {
+    /// TURN username (long-term credentials).
+    #[arg(long)]
+    pub user: String,
+    /// TURN password.
+    #[arg(long)]
+    pub password: String,
+}
+
+/// Options of `allocate`.
+#[derive(Debug, Args)]
+pub struct AllocateArgs {
+    /// Allocations to make (and delete) in total.
+    #[arg(long, default_value_t = 1000)]
+    pub count: u64,
+    /// Allocations in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub credentials: Credentials,
+}
+
+/// Options of `hold`.
+#[derive(Debug, Args)]
+pub struct HoldArgs {
+    /// Allocations to make and hold (one source socket each).
+    #[arg(long, default_value_t = 100)]
+    pub count: u64,
+    /// Allocations being made at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Stop holding after this many seconds (SIGINT/SIGTERM stop earlier).
+    #[arg(long, default_value_t = 60)]
+    pub hold_secs: u64,
+    #[command(flatten)]
+    pub credentials: Credentials,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if !cli.server.ip().is_loopback() {
+        bail!(
+            "{} is not a loopback address: this load generator only targets this machine",
+            cli.server
+        );
+    }
+    // One thread: the generator takes at most one of the machine's cores,
+    // leaving the other to the server under test.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let limit = Duration::from_secs(cli.secs);
+    let server = cli.server;
+    let line = rt.block_on(async move {
+        let work = async {
+            match cli.mode {
+                Mode::Binding(a) => binding::run(server, a, limit).await,
+                Mode::Allocate(a) => allocate::run(server, a, limit).await,
+                Mode::Hold(a) => allocate::hold(server, a, limit).await,
+            }
+        };
+        // The modes watch the limit themselves; this is the backstop.
+        match tokio::time::timeout(limit + Duration::from_secs(10), work).await {
+            Ok(r) => r,
+            Err(_) => bail!("run exceeded --secs {}", limit.as_secs()),
+        }
+    })?;
+    println!("RESULT {line}");
+    Ok(())
+}
