@@ -76,6 +76,9 @@ test(`a large file (${MIB || "E2E_BIG_FILE_MIB"} MiB) streams through without be
     await joinRoom(bob.page, room, 'Bob');
     await waitConnected(alice.page, 1);
     await waitConnected(bob.page, 1);
+    // Cameras off: measure the data path, not two video encoders on 2 cores.
+    await alice.page.click('#btn-cam');
+    await bob.page.click('#btn-cam');
     const baseline = { alice: await browserRss(alice.profile), bob: await browserRss(bob.profile) };
     peak.alice = baseline.alice;
     peak.bob = baseline.bob;
