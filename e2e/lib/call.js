@@ -35,8 +35,9 @@ export async function peerStats(page) {
       report.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId); });
       const local = pair && report.get(pair.localCandidateId);
       const remote = pair && report.get(pair.remoteCandidateId);
-      let framesDecoded = 0, frameWidth = 0, frameHeight = 0;
+      let framesDecoded = 0, frameWidth = 0, frameHeight = 0, audioSamples = 0;
       report.forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') audioSamples += s.totalSamplesReceived ?? 0;
         if (s.type === 'inbound-rtp' && s.kind === 'video') {
           framesDecoded += s.framesDecoded ?? 0;
           frameWidth = s.frameWidth ?? frameWidth;
@@ -55,6 +56,7 @@ export async function peerStats(page) {
         framesDecoded,
         frameWidth,
         frameHeight,
+        audioSamples,
       };
     }
     return out;

@@ -30,6 +30,7 @@ async function call({ relay, screenshot }) {
     for (const s of [...Object.values(a), ...Object.values(b)]) {
       assert.equal(s.state, 'connected');
       assert.ok(s.framesDecoded > 0);
+      assert.ok(s.audioSamples > 0, `no audio received: ${JSON.stringify(s)}`);
       if (relay) {
         assert.equal(`${s.localType}/${s.remoteType}`, 'relay/relay', JSON.stringify(s));
         // The local relay candidate was allocated on Switchboard's TURN.
