@@ -2,7 +2,8 @@
 // server; both connect, decode each other's video, exchange a chat message
 // and a 5 MiB file verified by SHA-256 — with the default ICE policy and with
 // ?relay=1, where getStats must show a relay/relay pair through Switchboard's
-// own TURN. Saves a screenshot of the call in progress.
+// own TURN (and once more with only TURN over TCP). Saves a screenshot of
+// the call in progress.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -13,9 +14,24 @@ import { roomId, joinRoom, waitConnected, waitFramesDecoded, peerStats, sendChat
 const FILE_SIZE = 5 * 1024 * 1024;
 const TURN = process.env.SWITCHBOARD_TURN ?? '';
 
-async function call({ relay, screenshot }) {
+/** Makes the page keep only TURN-over-TCP URLs in every RTCPeerConnection. */
+async function tcpOnly(page) {
+  await page.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    window.RTCPeerConnection = function (config = {}) {
+      const iceServers = (config.iceServers ?? [])
+        .map((s) => ({ ...s, urls: [].concat(s.urls).filter((u) => u.startsWith('turn:') && u.includes('transport=tcp')) }))
+        .filter((s) => s.urls.length);
+      return new Native({ ...config, iceServers });
+    };
+    window.RTCPeerConnection.prototype = Native.prototype;
+  });
+}
+
+async function call({ relay, screenshot, tcp = false, file = true }) {
   const alice = await launchChromium();
   const bob = await launchChromium();
+  if (tcp) await Promise.all([tcpOnly(alice.page), tcpOnly(bob.page)]);
   try {
     const room = roomId(relay ? 'relay' : 'call');
     const query = relay ? '?relay=1' : '';
@@ -35,6 +51,7 @@ async function call({ relay, screenshot }) {
         assert.equal(`${s.localType}/${s.remoteType}`, 'relay/relay', JSON.stringify(s));
         // The local relay candidate was allocated on Switchboard's TURN.
         if (s.localUrl) assert.ok(s.localUrl.includes(TURN), `${s.localUrl} vs ${TURN}`);
+        if (tcp) assert.equal(s.relayProtocol, 'tcp', JSON.stringify(s));
       }
     }
 
@@ -43,6 +60,8 @@ async function call({ relay, screenshot }) {
     await waitChat(bob.page, 'Hello from Alice!');
     await sendChat(bob.page, 'Hi Alice, Bob here');
     await waitChat(alice.page, 'Hi Alice, Bob here');
+
+    if (!file) return { alice: await peerStats(alice.page), bob: await peerStats(bob.page) };
 
     // A 5 MiB file from Alice to Bob, verified on arrival.
     const data = randomBytes(FILE_SIZE);
@@ -84,4 +103,9 @@ test('two pages: video, chat and a 5 MiB file (default ICE policy)', async () =>
 test('two pages with ?relay=1: relay/relay through Switchboard TURN', async () => {
   const stats = await call({ relay: true, screenshot: 'call-relay.png' });
   console.log('relay pairs:', JSON.stringify(stats));
+});
+
+test('two pages with ?relay=1 and only TURN over TCP: relay/relay over TCP', async () => {
+  const stats = await call({ relay: true, tcp: true, file: false });
+  console.log('relay over TCP pairs:', JSON.stringify(stats));
 });
