@@ -45,3 +45,32 @@ pub static ASSETS: &[Asset] = embed![
 pub fn get(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.path == path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file under `web/` is embedded (a new file must be added to `ASSETS`).
+    #[test]
+    fn every_web_file_is_embedded() -> std::io::Result<()> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+        let mut stack = vec![root.clone()];
+        let mut missing = Vec::new();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(dir)? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if let Ok(rel) = path.strip_prefix(&root) {
+                    let rel = rel.to_string_lossy().replace('\\', "/");
+                    if get(&rel).is_none() {
+                        missing.push(rel);
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "not embedded: {missing:?}");
+        assert!(get("../Cargo.toml").is_none());
+        Ok(())
+    }
+}
