@@ -5,11 +5,15 @@ import { fileURLToPath } from 'node:url';
 
 const freePorts = fileURLToPath(new URL('./free-ports.js', import.meta.url));
 
-/** Starts `$SWITCHBOARD_BIN` with `args`; resolves once `ready` matches its stdout. */
-export async function startServer(args, ready = /web app: (\S+)/) {
+/**
+ * Starts `$SWITCHBOARD_BIN` with `args` on free ports (or the given ones);
+ * resolves once `ready` matches its output.
+ */
+export async function startServer(args, ready = /web app: (\S+)/, ports = null) {
   const bin = process.env.SWITCHBOARD_BIN;
   if (!bin) throw new Error('SWITCHBOARD_BIN is not set (run through e2e/run)');
-  const [httpPort, turnPort] = execFileSync(process.execPath, [freePorts]).toString().trim().split(' ').map(Number);
+  const [httpPort, turnPort] = ports
+    ?? execFileSync(process.execPath, [freePorts]).toString().trim().split(' ').map(Number);
   const child = spawn(bin, ['--http-listen', `127.0.0.1:${httpPort}`, '--turn-listen', `127.0.0.1:${turnPort}`,
     '--allow-loopback-peers', '--log', 'warn', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
