@@ -114,6 +114,11 @@ pub struct Config {
     )]
     pub auth_failures_per_minute: u32,
 
+    /// STUN/TURN worker threads (each owns its sockets and allocations).
+    /// 0 = one per CPU core.
+    #[arg(long, env = "SWITCHBOARD_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+
     /// Close a TURN TCP connection that has sent no complete message for this
     /// many seconds and holds no allocation (slowloris).
     #[arg(long, env = "SWITCHBOARD_TCP_IDLE_TIMEOUT", default_value_t = 30)]
@@ -148,6 +153,14 @@ pub struct Config {
     /// Most peers in one mesh room.
     #[arg(long, env = "SWITCHBOARD_ROOM_SIZE", default_value_t = 8)]
     pub room_size: usize,
+
+    /// Most signaling WebSocket connections from one IP address at once.
+    #[arg(long, env = "SWITCHBOARD_MAX_WS_PER_IP", default_value_t = 32)]
+    pub max_ws_per_ip: usize,
+
+    /// Most signaling rooms open at once.
+    #[arg(long, env = "SWITCHBOARD_MAX_ROOMS", default_value_t = 10_000)]
+    pub max_rooms: usize,
 
     /// TLS certificate chain (PEM) for HTTPS/WSS.
     #[arg(long, env = "SWITCHBOARD_TLS_CERT", requires = "tls_key")]
@@ -231,6 +244,7 @@ impl Config {
             total_bps,
             unauthenticated_rate,
             auth_failures_per_minute,
+            workers,
             tcp_idle_timeout,
             max_tcp_per_ip,
             http_listen,
@@ -238,6 +252,8 @@ impl Config {
             ice_servers,
             credential_ttl,
             room_size,
+            max_ws_per_ip,
+            max_rooms,
             tls_cert,
             tls_key,
             tls_self_signed,
