@@ -20,7 +20,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::driver::{STEP, Session, Stop};
+use crate::driver::{PortCycle, STEP, Session, Stop};
 use crate::{AllocateArgs, Credentials, HoldArgs};
 
 /// How long deleting the held allocations may take at the end.
@@ -56,13 +56,18 @@ pub async fn run(
     let start = Instant::now();
     let deadline = start + limit;
     let credentials = Arc::new(args.credentials);
+    let ports = Arc::new(PortCycle::new(
+        args.source_ports.low,
+        args.source_ports.high,
+    ));
     let next = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(Errors::default());
     let mut workers = JoinSet::new();
     for _ in 0..args.concurrency.max(1) {
-        let (credentials, next, ok, errors) = (
+        let (credentials, ports, next, ok, errors) = (
             credentials.clone(),
+            ports.clone(),
             next.clone(),
             ok.clone(),
             errors.clone(),
@@ -74,7 +79,7 @@ pub async fn run(
                 if n >= count || Instant::now() >= deadline {
                     break;
                 }
-                match allocate_and_delete(server, &credentials, n, deadline).await {
+                match allocate_and_delete(server, &credentials, &ports, n, deadline).await {
                     Ok(()) => {
                         ok.fetch_add(1, Ordering::Relaxed);
                     }
@@ -102,10 +107,11 @@ pub async fn run(
 async fn allocate_and_delete(
     server: SocketAddr,
     credentials: &Credentials,
+    ports: &PortCycle,
     n: u64,
     deadline: Instant,
 ) -> anyhow::Result<()> {
-    let mut s = Session::connect(server, credentials, n).await?;
+    let mut s = Session::connect(server, credentials, n, Some(ports)).await?;
     s.allocate().await?;
     s.release((Instant::now() + STEP).min(deadline)).await
 }
@@ -135,7 +141,7 @@ pub async fn hold(server: SocketAddr, args: HoldArgs, limit: Duration) -> anyhow
         tasks.spawn(async move {
             let made = async {
                 let _permit = gate.acquire_owned().await?;
-                let mut s = Session::connect(server, &credentials, n).await?;
+                let mut s = Session::connect(server, &credentials, n, None).await?;
                 s.allocate().await?;
                 anyhow::Ok(s)
             };

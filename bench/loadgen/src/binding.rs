@@ -16,7 +16,7 @@ use tokio::net::UdpSocket;
 use tokio::time::MissedTickBehavior;
 
 use crate::BindingArgs;
-use crate::driver::loopback_of;
+use crate::driver::source_socket;
 
 /// Sends `args.count` Binding requests to `server`; returns the result line.
 pub async fn run(server: SocketAddr, args: BindingArgs, limit: Duration) -> anyhow::Result<String> {
@@ -29,12 +29,7 @@ pub async fn run(server: SocketAddr, args: BindingArgs, limit: Duration) -> anyh
     let mut sockets = Vec::with_capacity(args.sockets);
     let mut receivers = Vec::with_capacity(args.sockets);
     for _ in 0..args.sockets {
-        let s = UdpSocket::bind(loopback_of(server))
-            .await
-            .context("binding a source socket")?;
-        s.connect(server)
-            .await
-            .context("connecting to the server")?;
+        let s = source_socket(server, 0).context("binding a source socket")?;
         let s = Arc::new(s);
         receivers.push(tokio::spawn(count_answers(s.clone(), answered.clone())));
         sockets.push(s);

@@ -26,6 +26,61 @@ pub fn loopback_of(server: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Socket buffer size asked for on every source socket (the kernel caps it
+/// at `net.core.rmem_max`/`wmem_max`): answers should not be lost in the
+/// load generator's own receive queue while it is busy sending.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// A UDP source socket on loopback, connected to `server`: on `port` if
+/// given (0 = any), with large buffers.
+pub fn source_socket(server: SocketAddr, port: u16) -> std::io::Result<UdpSocket> {
+    let mut local = loopback_of(server);
+    local.set_port(port);
+    let s = std::net::UdpSocket::bind(local)?;
+    let r = socket2::SockRef::from(&s);
+    // Best effort: the default buffers still work, just lose more under load.
+    let _ = r.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = r.set_send_buffer_size(SOCKET_BUFFER);
+    s.connect(server)?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s)
+}
+
+/// Hands out source ports from a range in turn, so that no 5-tuple is used
+/// twice in a run: a server may keep a deleted allocation's 5-tuple for a
+/// while and answer a new Allocate on it with 437 (coturn does).
+#[derive(Debug)]
+pub struct PortCycle {
+    next: std::sync::atomic::AtomicU32,
+    low: u16,
+    span: u32,
+}
+
+impl PortCycle {
+    /// Ports `low..=high`.
+    pub fn new(low: u16, high: u16) -> Self {
+        PortCycle {
+            next: std::sync::atomic::AtomicU32::new(0),
+            low,
+            span: u32::from(high.saturating_sub(low)) + 1,
+        }
+    }
+
+    /// A socket on the next free port of the range.
+    fn socket(&self, server: SocketAddr) -> anyhow::Result<UdpSocket> {
+        for _ in 0..1000 {
+            let k = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.span;
+            let port = u16::try_from(u32::from(self.low) + k).unwrap_or(self.low);
+            match source_socket(server, port) {
+                Ok(s) => return Ok(s),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                Err(e) => return Err(e).context("binding a source socket"),
+            }
+        }
+        bail!("no free source port in the range")
+    }
+}
+
 /// A fresh seed for a client's transaction ids.
 fn seed(n: u64) -> [u8; 32] {
     let mut s: [u8; 32] = rand::random();
@@ -58,18 +113,17 @@ pub enum Stop {
 
 impl Session {
     /// A client of `credentials` on a new socket connected to `server`.
+    /// `ports` picks the source port (else the kernel does).
     pub async fn connect(
         server: SocketAddr,
         credentials: &Credentials,
         n: u64,
+        ports: Option<&PortCycle>,
     ) -> anyhow::Result<Self> {
-        let socket = UdpSocket::bind(loopback_of(server))
-            .await
-            .context("binding a source socket")?;
-        socket
-            .connect(server)
-            .await
-            .context("connecting to the server")?;
+        let socket = match ports {
+            Some(p) => p.socket(server)?,
+            None => source_socket(server, 0).context("binding a source socket")?,
+        };
         let mut config = ClientConfig::new(
             server,
             credentials.user.clone(),

@@ -87,8 +87,34 @@ pub struct AllocateArgs {
     /// Allocations in flight at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Source ports to use in turn, LOW-HIGH (no 5-tuple is reused while
+    /// the run makes fewer allocations than the range has ports).
+    #[arg(long, default_value = "40000-60999")]
+    pub source_ports: PortRange,
     #[command(flatten)]
     pub credentials: Credentials,
+}
+
+/// An inclusive port range, `LOW-HIGH`.
+#[derive(Debug, Clone, Copy)]
+pub struct PortRange {
+    /// First port.
+    pub low: u16,
+    /// Last port (inclusive).
+    pub high: u16,
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (low, high) = s.split_once('-').ok_or("expected LOW-HIGH")?;
+        let low: u16 = low.trim().parse().map_err(|e| format!("LOW: {e}"))?;
+        let high: u16 = high.trim().parse().map_err(|e| format!("HIGH: {e}"))?;
+        if low == 0 || low > high {
+            return Err(format!("need 0 < LOW <= HIGH, got {s:?}"));
+        }
+        Ok(PortRange { low, high })
+    }
 }
 
 /// Options of `hold`.
