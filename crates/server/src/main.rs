@@ -5,6 +5,7 @@ mod config;
 mod http;
 mod turn_server;
 
+use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -32,8 +33,16 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The TURN core's configuration from the command line.
-fn turn_core(config: &Config, secret: &str) -> turn::Server {
+/// What every worker's TURN core shares: users, quotas, the nonce key.
+struct CoreShared {
+    ledger: Arc<turn::ledger::Ledger>,
+    nonce_secret: [u8; 32],
+    start: Instant,
+    start_unix: u64,
+}
+
+/// Worker `i`'s TURN core, configured from the command line.
+fn turn_core(config: &Config, secret: &str, shared: &CoreShared, i: usize) -> turn::Server {
     let users = turn::auth::Users::new(
         &config.realm,
         config.static_users(),
@@ -47,13 +56,14 @@ fn turn_core(config: &Config, secret: &str) -> turn::Server {
         config.deny_peers.clone(),
         config.allow_loopback_peers,
     );
-    core.user_quota = config.user_quota;
-    core.total_quota = config.total_quota;
-    core.ip_quota = config.ip_quota;
+    core.ledger = shared.ledger.clone();
+    core.nonce_secret = Some(shared.nonce_secret);
     core.max_permissions = config.max_permissions;
     core.max_channels = config.max_channels;
     core.allocation_bytes_per_second = config.max_bps / 8;
-    core.total_bytes_per_second = config.total_bps / 8;
+    // Each worker gets its share of the server's bandwidth.
+    let workers = u64::try_from(worker_count(config)).unwrap_or(1);
+    core.total_bytes_per_second = (config.total_bps / 8).div_ceil(workers);
     let unauth = config.unauthenticated_rate as f32;
     core.unauthenticated_rate = turn::rate_limit::Rate {
         per_second: unauth,
@@ -63,7 +73,16 @@ fn turn_core(config: &Config, secret: &str) -> turn::Server {
         per_second: config.auth_failures_per_minute as f32 / 60.0,
         burst: 10.0,
     };
-    turn::Server::new(core, Instant::now(), unix_now(), rand::rng().random())
+    let mut seed: [u8; 32] = rand::rng().random();
+    seed[0] ^= u8::try_from(i % 256).unwrap_or(0);
+    turn::Server::new(core, shared.start, shared.start_unix, seed)
+}
+
+fn worker_count(config: &Config) -> usize {
+    if config.workers > 0 {
+        return config.workers;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
@@ -80,10 +99,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tcp_idle_timeout: std::time::Duration::from_secs(config.tcp_idle_timeout),
         max_tcp_per_ip: config.max_tcp_per_ip,
     };
-    let (_turn, bound) =
-        turn_server::start(config.turn_listen, turn_core(&config, &secret), limits)
-            .await
-            .with_context(|| format!("binding STUN/TURN on {}", config.turn_listen))?;
+    let shared = CoreShared {
+        ledger: Arc::new(turn::ledger::Ledger::new(turn::ledger::Quotas {
+            per_user: config.user_quota,
+            per_ip: config.ip_quota,
+            total: config.total_quota,
+        })),
+        nonce_secret: rand::rng().random(),
+        start: Instant::now(),
+        start_unix: unix_now(),
+    };
+    let bound = turn_server::start(
+        config.turn_listen,
+        worker_count(&config),
+        |i| turn_core(&config, &secret, &shared, i),
+        limits,
+    )
+    .with_context(|| format!("binding STUN/TURN on {}", config.turn_listen))?;
 
     let host = shown_host(bound.udp.ip(), config.public_host.as_deref());
     let port = bound.udp.port();
@@ -91,18 +123,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
     println!("  STUN  stun:{host}:{port}");
     println!("  TURN  turn:{host}:{port}?transport=udp");
     println!("  TURN  turn:{host}:{port}?transport=tcp");
-    if config.users.is_empty() {
+    if !config.users.is_empty() {
+        println!("  static users: {}", config.users.len());
+    } else if std::io::stdout().is_terminal() {
+        // A credential to paste into a client while trying things out. Only
+        // on a terminal: stdout of a service ends up in its logs, and a
+        // password must not.
         let c = turn::credentials::mint(
             secret.as_bytes(),
-            unix_now() + config.credential_ttl,
+            unix_now() + DEV_CREDENTIAL_TTL,
             Some("dev"),
         );
         println!(
-            "  dev credential (valid {} s): username {} password {}",
-            config.credential_ttl, c.username, c.password
+            "  dev credential (valid {DEV_CREDENTIAL_TTL} s): username {} password {}",
+            c.username, c.password
         );
     } else {
-        println!("  static users: {}", config.users.len());
+        println!("  TURN credentials: ephemeral, handed to browsers by the web app");
     }
     tracing::info!(udp = %bound.udp, tcp = %bound.tcp, "STUN/TURN listening");
 
@@ -128,6 +165,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         } => Ok(()),
     }
 }
+
+/// Lifetime of the development credential printed on a terminal.
+const DEV_CREDENTIAL_TTL: u64 = 3600;
 
 /// How long open connections may take to close on shutdown.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);

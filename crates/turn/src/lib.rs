@@ -10,6 +10,7 @@ pub mod auth;
 pub mod channel_data;
 pub mod client;
 pub mod credentials;
+pub mod ledger;
 pub mod nonce;
 pub mod policy;
 pub mod rate_limit;

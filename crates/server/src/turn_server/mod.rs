@@ -1,38 +1,26 @@
 //! The STUN/TURN socket driver: owns the sockets and the clock, feeds the
 //! sans-IO [`turn::Server`] and sends what it returns.
 //!
-//! One UDP listener and one TCP listener on `--turn-listen`, one UDP socket
-//! per relay address. The core sits behind one mutex, taken once per batch
-//! of received datagrams; relayed data is sent while the lock is held with
-//! non-blocking sends (a full socket buffer drops the datagram, as UDP may).
+//! One worker thread per core. Each runs a single-threaded runtime and owns
+//! a core, a UDP and a TCP listener on `--turn-listen` (SO_REUSEPORT: the
+//! kernel spreads clients over workers by their address), and the relay
+//! sockets of the allocations it made. A packet never crosses threads and
+//! takes no lock; workers share only the quota ledger (touched on Allocate)
+//! and the nonce key. Relayed data is sent with non-blocking syscalls (a
+//! full socket buffer drops the datagram, as UDP may).
 
 mod tcp;
 mod udp;
+mod worker;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
-use turn::{Event, FiveTuple, Server, Transport};
-
-use udp::Listener;
-
-/// A bound relay socket and the task reading it.
-struct RelaySocket {
-    socket: Arc<UdpSocket>,
-    task: AbortHandle,
-}
-
-/// Everything the core's outputs are sent through.
-struct Shared {
-    core: Server,
-    relays: HashMap<SocketAddr, RelaySocket>,
-    tcp: HashMap<FiveTuple, mpsc::Sender<Vec<u8>>>,
-}
+use anyhow::Context;
+use socket2::{Domain, Protocol, Socket, Type};
+use turn::Server;
 
 /// Limits the driver enforces itself (the core enforces the protocol's).
 #[derive(Debug, Clone, Copy)]
@@ -44,14 +32,6 @@ pub struct DriverLimits {
     pub max_tcp_per_ip: usize,
 }
 
-/// The running STUN/TURN service.
-pub struct TurnService {
-    shared: Mutex<Shared>,
-    listener: Listener,
-    limits: DriverLimits,
-    tcp_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
-}
-
 /// Addresses the service listens on.
 #[derive(Debug, Clone, Copy)]
 pub struct Bound {
@@ -61,105 +41,61 @@ pub struct Bound {
     pub tcp: SocketAddr,
 }
 
-impl TurnService {
-    fn lock(&self) -> MutexGuard<'_, Shared> {
-        // A panic while holding the lock would be a bug; keep serving.
-        self.shared.lock().unwrap_or_else(|e| e.into_inner())
-    }
+/// TCP connections per client IP, across workers (touched on accept and close).
+pub(crate) type TcpCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
-    /// Sends queued responses and acts on events. Called with the lock held.
-    fn flush(&self, shared: &mut Shared) {
-        while let Some(t) = shared.core.poll_transmit() {
-            self.send_to_client(&shared.tcp, t.to, &t.payload);
-        }
-        while let Some(Event::RelayClosed(addr)) = shared.core.poll_event() {
-            if let Some(r) = shared.relays.remove(&addr) {
-                r.task.abort();
-            }
-        }
+fn reuseport_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
+    s.set_reuse_port(true)?;
+    if ty == Type::STREAM {
+        s.set_reuse_address(true)?;
     }
-
-    fn send_to_client(
-        &self,
-        tcp: &HashMap<FiveTuple, mpsc::Sender<Vec<u8>>>,
-        to: FiveTuple,
-        payload: &[u8],
-    ) {
-        match to.transport {
-            Transport::Udp => self.listener.send(to.client, to.server.ip(), payload),
-            Transport::Tcp | Transport::Tls => {
-                if let Some(tx) = tcp.get(&to) {
-                    // A client that does not read loses data, not the server memory.
-                    let _ = tx.try_send(payload.to_vec());
-                }
-            }
-        }
-    }
-
-    /// Handles one packet from a client under the lock.
-    fn client_packet(
-        self: &Arc<Self>,
-        shared: &mut Shared,
-        now: Instant,
-        from: FiveTuple,
-        p: &[u8],
-    ) {
-        let Shared { core, relays, .. } = shared;
-        let mut binder = udp::RelayBinder {
-            service: self,
-            relays,
-        };
-        if let Some(send) = core.handle_client(now, from, p, &mut binder)
-            && let Some(r) = relays.get(&send.relay)
-        {
-            udp::send_from_relay(&r.socket, send.peer, send.payload);
-        }
-    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s)
 }
 
-/// Binds the listeners and starts serving.
-pub async fn start(
+/// Binds the listeners of `workers` workers and starts them; `core(i)`
+/// makes worker `i`'s core.
+pub fn start(
     listen: SocketAddr,
-    core: Server,
+    workers: usize,
+    core: impl Fn(usize) -> Server,
     limits: DriverLimits,
-) -> anyhow::Result<(Arc<TurnService>, Bound)> {
-    let listener = Listener::bind(listen)?;
-    let udp_addr = listener.local_addr()?;
-    let tcp = tokio::net::TcpListener::bind(SocketAddr::new(listen.ip(), udp_addr.port())).await?;
-    let tcp_addr = tcp.local_addr()?;
-    let service = Arc::new(TurnService {
-        shared: Mutex::new(Shared {
-            core,
-            relays: HashMap::new(),
-            tcp: HashMap::new(),
-        }),
-        listener,
-        limits,
-        tcp_per_ip: Mutex::new(HashMap::new()),
-    });
-    tokio::spawn(udp::serve(service.clone()));
-    tokio::spawn(tcp::serve(service.clone(), tcp));
-    tokio::spawn(timers(service.clone()));
-    Ok((
-        service,
-        Bound {
-            udp: udp_addr,
-            tcp: tcp_addr,
-        },
-    ))
-}
-
-/// Drives the core's expiry timers.
-async fn timers(service: Arc<TurnService>) {
-    loop {
-        let now = Instant::now();
-        let next = service.lock().core.poll_timeout();
-        let wake = next.map_or(now + Duration::from_secs(1), |t| {
-            t.min(now + Duration::from_secs(1))
-        });
-        tokio::time::sleep_until(wake.into()).await;
-        let mut shared = service.lock();
-        shared.core.handle_timeout(Instant::now());
-        service.flush(&mut shared);
+) -> anyhow::Result<Bound> {
+    let workers = workers.max(1);
+    let mut sockets = Vec::with_capacity(workers);
+    let mut addr = listen;
+    for _ in 0..workers {
+        let udp = reuseport_socket(addr, Type::DGRAM, Protocol::UDP)?;
+        if addr.port() == 0 {
+            // Port 0: the first socket picks, the others join it.
+            addr = udp
+                .local_addr()?
+                .as_socket()
+                .context("UDP listener has no address")?;
+        }
+        let tcp = reuseport_socket(addr, Type::STREAM, Protocol::TCP)?;
+        tcp.listen(1024)?;
+        sockets.push((
+            std::net::UdpSocket::from(udp),
+            std::net::TcpListener::from(tcp),
+        ));
     }
+    let tcp_counts: TcpCounts = Arc::default();
+    for (i, (udp, tcp)) in sockets.into_iter().enumerate() {
+        let server = core(i);
+        let counts = tcp_counts.clone();
+        std::thread::Builder::new()
+            .name(format!("turn-worker-{i}"))
+            .spawn(move || {
+                if let Err(e) = worker::run(server, udp, tcp, limits, counts) {
+                    tracing::error!("TURN worker {i} stopped: {e:#}");
+                }
+            })?;
+    }
+    Ok(Bound {
+        udp: addr,
+        tcp: addr,
+    })
 }

@@ -3,7 +3,7 @@
 //! The allocation of a connection ends with it.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -12,21 +12,22 @@ use tokio::sync::mpsc;
 use turn::channel_data::frame_len;
 use turn::{FiveTuple, Transport};
 
-use super::TurnService;
+use super::worker::Worker;
 
 /// Frames queued for one slow client before further ones are dropped.
 const WRITE_QUEUE: usize = 256;
 
-pub(super) async fn serve(service: Arc<TurnService>, listener: TcpListener) {
+pub(super) async fn serve(worker: Rc<Worker>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let Some(slot) = ConnectionSlot::take(&service, peer.ip()) else {
+                let Some(slot) = ConnectionSlot::take(&worker, peer.ip()) else {
                     tracing::debug!(%peer, "TCP connection refused: too many from this IP");
                     continue;
                 };
-                tokio::spawn(async move {
-                    connection(slot.service.clone(), stream).await;
+                let worker = worker.clone();
+                tokio::task::spawn_local(async move {
+                    connection(worker, stream).await;
                     drop(slot);
                 });
             }
@@ -40,20 +41,20 @@ pub(super) async fn serve(service: Arc<TurnService>, listener: TcpListener) {
 
 /// One of the per-IP connection slots, given back on drop.
 struct ConnectionSlot {
-    service: Arc<TurnService>,
+    counts: super::TcpCounts,
     ip: IpAddr,
 }
 
 impl ConnectionSlot {
-    fn take(service: &Arc<TurnService>, ip: IpAddr) -> Option<ConnectionSlot> {
-        let mut counts = service.tcp_per_ip.lock().unwrap_or_else(|e| e.into_inner());
+    fn take(worker: &Worker, ip: IpAddr) -> Option<ConnectionSlot> {
+        let mut counts = worker.tcp_counts.lock().unwrap_or_else(|e| e.into_inner());
         let n = counts.entry(ip).or_insert(0);
-        if *n >= service.limits.max_tcp_per_ip {
+        if *n >= worker.limits.max_tcp_per_ip {
             return None;
         }
         *n += 1;
         Some(ConnectionSlot {
-            service: service.clone(),
+            counts: worker.tcp_counts.clone(),
             ip,
         })
     }
@@ -61,11 +62,7 @@ impl ConnectionSlot {
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        let mut counts = self
-            .service
-            .tcp_per_ip
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = counts.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -75,7 +72,7 @@ impl Drop for ConnectionSlot {
     }
 }
 
-async fn connection(service: Arc<TurnService>, stream: TcpStream) {
+async fn connection(worker: Rc<Worker>, stream: TcpStream) {
     let (Ok(client), Ok(server)) = (stream.peer_addr(), stream.local_addr()) else {
         return;
     };
@@ -87,7 +84,7 @@ async fn connection(service: Arc<TurnService>, stream: TcpStream) {
     };
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
-    service.lock().tcp.insert(ft, tx);
+    worker.shared().tcp.insert(ft, tx);
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
             if wr.write_all(&frame).await.is_err() {
@@ -98,7 +95,7 @@ async fn connection(service: Arc<TurnService>, stream: TcpStream) {
 
     let mut buf = vec![0u8; 4096];
     let mut filled = 0;
-    let idle = service.limits.tcp_idle_timeout;
+    let idle = worker.limits.tcp_idle_timeout;
     let mut last_frame = Instant::now();
     'read: loop {
         if filled == buf.len() {
@@ -114,7 +111,7 @@ async fn connection(service: Arc<TurnService>, stream: TcpStream) {
             Ok(Ok(n)) => filled += n,
             Err(_) => {
                 // Idle: fine while an allocation lives (its refreshes will come).
-                if service.lock().core.has_allocation(&ft, Instant::now()) {
+                if worker.shared().core.has_allocation(&ft, Instant::now()) {
                     last_frame = Instant::now();
                     continue;
                 }
@@ -124,7 +121,7 @@ async fn connection(service: Arc<TurnService>, stream: TcpStream) {
         }
         let now = Instant::now();
         let mut start = 0;
-        let mut shared = service.lock();
+        let mut shared = worker.shared();
         loop {
             let Some(pending) = buf.get(start..filled) else {
                 break 'read;
@@ -132,7 +129,7 @@ async fn connection(service: Arc<TurnService>, stream: TcpStream) {
             match frame_len(pending) {
                 Ok(Some(len)) => {
                     if let Some(frame) = pending.get(..len) {
-                        service.client_packet(&mut shared, now, ft, frame);
+                        worker.client_packet(&mut shared, now, ft, frame);
                     }
                     start += len;
                     last_frame = now;
@@ -141,15 +138,15 @@ async fn connection(service: Arc<TurnService>, stream: TcpStream) {
                 Err(_) => break 'read,
             }
         }
-        service.flush(&mut shared);
+        worker.flush(&mut shared);
         drop(shared);
         buf.copy_within(start..filled, 0);
         filled -= start;
     }
-    let mut shared = service.lock();
+    let mut shared = worker.shared();
     shared.tcp.remove(&ft);
     shared.core.client_disconnected(&ft);
-    service.flush(&mut shared);
+    worker.flush(&mut shared);
     drop(shared);
     writer.abort();
 }

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::Instant;
 
 use quinn_udp::{RecvMeta, UdpSocketState};
@@ -12,12 +12,14 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use turn::{FiveTuple, PEER_HEADROOM, PEER_TAILROOM, RelaySockets, Transport};
 
-use super::{RelaySocket, TurnService};
+use super::worker::{RelaySocket, Shared, Worker};
 
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
-/// Socket buffer size asked of the kernel (coturn uses the same order).
+/// Listener socket buffers asked of the kernel (coturn uses the same order).
 const SOCKET_BUFFER: usize = 4 << 20;
+/// Relay socket buffers.
+const RELAY_SOCKET_BUFFER: usize = 1 << 20;
 
 /// The client-facing UDP socket.
 pub(super) struct Listener {
@@ -27,9 +29,8 @@ pub(super) struct Listener {
 }
 
 impl Listener {
-    pub(super) fn bind(addr: SocketAddr) -> io::Result<Self> {
-        let std = std::net::UdpSocket::bind(addr)?;
-        std.set_nonblocking(true)?;
+    /// Wraps a bound, non-blocking socket.
+    pub(super) fn new(std: std::net::UdpSocket) -> io::Result<Self> {
         let state = UdpSocketState::new((&std).into())?;
         let _ = state.set_recv_buffer_size((&std).into(), SOCKET_BUFFER);
         let _ = state.set_send_buffer_size((&std).into(), SOCKET_BUFFER);
@@ -39,10 +40,6 @@ impl Listener {
             state,
             local,
         })
-    }
-
-    pub(super) fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
     }
 
     /// Sends without blocking, from `src` when the socket is bound to a
@@ -62,13 +59,13 @@ impl Listener {
 }
 
 /// Reads the listener forever.
-pub(super) async fn serve(service: Arc<TurnService>) {
+pub(super) async fn serve(worker: Rc<Worker>) {
     let batch = quinn_udp::BATCH_SIZE.max(1);
     // Each slot holds one datagram or one GRO train of up to 64 KiB.
     let chunk = MAX_DATAGRAM;
     let mut storage = vec![0u8; batch * chunk];
     let mut meta = vec![RecvMeta::default(); batch];
-    let listener = &service.listener;
+    let listener = &worker.listener;
     loop {
         if listener.socket.readable().await.is_err() {
             continue;
@@ -83,7 +80,7 @@ pub(super) async fn serve(service: Arc<TurnService>) {
         let Ok(n) = got else { continue };
         drop(bufs);
         let now = Instant::now();
-        let mut shared = service.lock();
+        let mut shared = worker.shared();
         for (m, buf) in meta.iter().zip(storage.chunks(chunk)).take(n) {
             let server = SocketAddr::new(
                 m.dst_ip.unwrap_or(listener.local.ip()),
@@ -96,16 +93,16 @@ pub(super) async fn serve(service: Arc<TurnService>) {
             };
             let data = buf.get(..m.len).unwrap_or(&[]);
             for datagram in data.chunks(m.stride.max(1)) {
-                service.client_packet(&mut shared, now, from, datagram);
+                worker.client_packet(&mut shared, now, from, datagram);
             }
         }
-        service.flush(&mut shared);
+        worker.flush(&mut shared);
     }
 }
 
 /// Binds relay sockets for the core and starts their readers.
 pub(super) struct RelayBinder<'a> {
-    pub(super) service: &'a Arc<TurnService>,
+    pub(super) worker: &'a Rc<Worker>,
     pub(super) relays: &'a mut std::collections::HashMap<SocketAddr, RelaySocket>,
 }
 
@@ -113,8 +110,13 @@ impl RelaySockets for RelayBinder<'_> {
     fn bind(&mut self, local: SocketAddr) -> io::Result<()> {
         let std = std::net::UdpSocket::bind(local)?;
         std.set_nonblocking(true)?;
-        let socket = Arc::new(UdpSocket::from_std(std)?);
-        let task = tokio::spawn(relay_reader(self.service.clone(), socket.clone(), local));
+        // Room for bursts from peers; the kernel spends it only while queued.
+        let sock = socket2::SockRef::from(&std);
+        let _ = sock.set_recv_buffer_size(RELAY_SOCKET_BUFFER);
+        let _ = sock.set_send_buffer_size(RELAY_SOCKET_BUFFER);
+        let socket = Rc::new(UdpSocket::from_std(std)?);
+        let task =
+            tokio::task::spawn_local(relay_reader(self.worker.clone(), socket.clone(), local));
         self.relays.insert(
             local,
             RelaySocket {
@@ -145,7 +147,7 @@ thread_local! {
 const RELAY_BATCH: usize = 32;
 
 /// Reads datagrams from peers on one relay socket until aborted.
-async fn relay_reader(service: Arc<TurnService>, socket: Arc<UdpSocket>, local: SocketAddr) {
+async fn relay_reader(worker: Rc<Worker>, socket: Rc<UdpSocket>, local: SocketAddr) {
     loop {
         if socket.readable().await.is_err() {
             return;
@@ -160,14 +162,14 @@ async fn relay_reader(service: Arc<TurnService>, socket: Arc<UdpSocket>, local: 
                     Ok(r) => r,
                     Err(_) => break,
                 };
-                let shared = shared.get_or_insert_with(|| service.lock());
-                let super::Shared { core, tcp, .. } = &mut **shared;
+                let shared = shared.get_or_insert_with(|| worker.shared());
+                let Shared { core, tcp, .. } = &mut **shared;
                 if let Some(out) = core.handle_peer(Instant::now(), local, peer, buf, len) {
-                    service.send_to_client(tcp, out.to, out.payload);
+                    worker.send_to_client(tcp, out.to, out.payload);
                 }
             }
             if let Some(mut shared) = shared {
-                service.flush(&mut shared);
+                worker.flush(&mut shared);
             }
         });
     }

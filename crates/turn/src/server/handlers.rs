@@ -13,6 +13,7 @@ use super::request::Auth;
 use super::{FiveTuple, RESERVATION_LIFETIME, RelaySockets, Reservation, Server};
 use crate::allocation::Allocation;
 use crate::channel_data::{MAX_CHANNEL_ACCEPTED, MIN_CHANNEL};
+use crate::ledger::QuotaError;
 use crate::rate_limit::TokenBucket;
 
 /// UDP, the only REQUESTED-TRANSPORT this relay offers.
@@ -206,26 +207,26 @@ impl Server {
         {
             return self.error(from, req, 400, Some(auth));
         }
-        let users = self.per_user.get(&auth.username).copied().unwrap_or(0);
-        if users >= self.config.user_quota {
-            return self.error(from, req, 486, Some(auth));
+        match self.config.ledger.reserve(&auth.username, from.client.ip()) {
+            Ok(()) => {}
+            Err(QuotaError::Quota) => return self.error(from, req, 486, Some(auth)),
+            Err(QuotaError::Capacity) => return self.error(from, req, 508, Some(auth)),
         }
-        let from_ip = self.per_ip.get(&from.client.ip()).copied().unwrap_or(0);
-        if from_ip >= self.config.ip_quota {
-            return self.error(from, req, 486, Some(auth));
-        }
-        if self.allocations.len() >= self.config.total_quota {
-            return self.error(from, req, 508, Some(auth));
-        }
+        // From here on, every refusal gives the reservation back.
+        let release = |s: &mut Self| s.config.ledger.release(&auth.username, from.client.ip());
 
         let (relay, reserved_token) = if let Some(t) = token {
             match self.reservations.remove(&t).filter(|r| r.expires > now) {
                 Some(r) => (r.relay, None),
-                None => return self.error(from, req, 508, Some(auth)),
+                None => {
+                    release(self);
+                    return self.error(from, req, 508, Some(auth));
+                }
             }
         } else {
             let family = family.unwrap_or(AddressFamily::V4);
             let Some(ip) = self.relay_ip(from, family) else {
+                release(self);
                 return self.error(from, req, 440, Some(auth));
             };
             match self.bind_relay(ip, even_port, relays) {
@@ -244,7 +245,10 @@ impl Server {
                     });
                     (relay, token)
                 }
-                None => return self.error(from, req, 508, Some(auth)),
+                None => {
+                    release(self);
+                    return self.error(from, req, 508, Some(auth));
+                }
             }
         };
         let advertised = match (self.config.external_ip, relay.ip()) {
@@ -273,8 +277,6 @@ impl Server {
             },
         );
         self.by_relay.insert(relay, from);
-        *self.per_user.entry(auth.username.clone()).or_insert(0) += 1;
-        *self.per_ip.entry(from.client.ip()).or_insert(0) += 1;
         self.schedule(expires);
         let granted = Granted {
             relay: advertised,

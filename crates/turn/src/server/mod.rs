@@ -15,6 +15,7 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -24,6 +25,7 @@ use stun::{Attribute, Class, Message, MessageBuilder, Method};
 use crate::allocation::Allocation;
 use crate::auth::Users;
 use crate::channel_data::ChannelData;
+use crate::ledger::{Ledger, Quotas};
 use crate::nonce::NonceKey;
 use crate::policy::PeerPolicy;
 use crate::rate_limit::{Rate, RateTable, TokenBucket};
@@ -77,10 +79,12 @@ pub struct ServerConfig {
     pub external_ip: Option<IpAddr>,
     /// Which peers may be relayed to.
     pub policy: PeerPolicy,
-    /// Allocations per user (486 beyond it).
-    pub user_quota: usize,
-    /// Allocations in total (508 beyond it).
-    pub total_quota: usize,
+    /// Allocation quotas per user, per client IP and in total, shared by
+    /// every worker of the server (486 / 508 beyond them).
+    pub ledger: Arc<Ledger>,
+    /// The key of stateless nonces; workers of one server share it so a
+    /// nonce from one is good at all. `None`: derived from the seed.
+    pub nonce_secret: Option<[u8; 32]>,
     /// Lifetime when the client asks for none or less (RFC 8656: 600 s).
     pub default_lifetime: Duration,
     /// Longest lifetime granted (RFC 8656 recommends 3600 s).
@@ -93,8 +97,6 @@ pub struct ServerConfig {
     /// Failed authentications per source IP and per username; beyond it
     /// requests are dropped without checking the password.
     pub auth_failure_rate: Rate,
-    /// Allocations per client IP (486 beyond it).
-    pub ip_quota: usize,
     /// Permissions per allocation (508 beyond it).
     pub max_permissions: usize,
     /// Channels per allocation (508 beyond it).
@@ -114,8 +116,12 @@ impl ServerConfig {
             relay_ips: Vec::new(),
             external_ip: None,
             policy: PeerPolicy::default(),
-            user_quota: 16,
-            total_quota: 10_000,
+            ledger: Arc::new(Ledger::new(Quotas {
+                per_user: 16,
+                per_ip: 64,
+                total: 10_000,
+            })),
+            nonce_secret: None,
             default_lifetime: Duration::from_secs(600),
             max_lifetime: Duration::from_secs(3600),
             nonce_lifetime: Duration::from_secs(600),
@@ -127,7 +133,6 @@ impl ServerConfig {
                 per_second: 0.5,
                 burst: 10.0,
             },
-            ip_quota: 64,
             max_permissions: 64,
             max_channels: 64,
             allocation_bytes_per_second: 0,
@@ -209,8 +214,6 @@ pub struct Server {
     start_unix: u64,
     allocations: HashMap<FiveTuple, Allocation>,
     by_relay: HashMap<SocketAddr, FiveTuple>,
-    per_user: HashMap<Box<str>, usize>,
-    per_ip: HashMap<IpAddr, usize>,
     unauthenticated: RateTable,
     failures_by_ip: RateTable,
     failures_by_user: RateTable,
@@ -231,7 +234,8 @@ impl Server {
     /// relay port choice and reservation tokens.
     pub fn new(config: ServerConfig, now: Instant, unix_now: u64, seed: [u8; 32]) -> Self {
         let mut rng = StdRng::from_seed(seed);
-        let nonces = NonceKey::new(rng.random());
+        let nonce_key: [u8; 32] = rng.random();
+        let nonces = NonceKey::new(config.nonce_secret.unwrap_or(nonce_key));
         let unauthenticated = RateTable::new(config.unauthenticated_rate, RATE_SLOTS, now);
         let failures_by_ip = RateTable::new(config.auth_failure_rate, RATE_SLOTS, now);
         let failures_by_user = RateTable::new(config.auth_failure_rate, RATE_SLOTS, now);
@@ -243,8 +247,6 @@ impl Server {
             start_unix: unix_now,
             allocations: HashMap::new(),
             by_relay: HashMap::new(),
-            per_user: HashMap::new(),
-            per_ip: HashMap::new(),
             unauthenticated,
             failures_by_ip,
             failures_by_user,
@@ -328,18 +330,7 @@ impl Server {
     fn remove_allocation(&mut self, ft: &FiveTuple) {
         if let Some(a) = self.allocations.remove(ft) {
             self.by_relay.remove(&a.relay);
-            if let Some(n) = self.per_ip.get_mut(&ft.client.ip()) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.per_ip.remove(&ft.client.ip());
-                }
-            }
-            if let Some(n) = self.per_user.get_mut(&a.username) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.per_user.remove(&a.username);
-                }
-            }
+            self.config.ledger.release(&a.username, ft.client.ip());
             self.events.push_back(Event::RelayClosed(a.relay));
         }
     }

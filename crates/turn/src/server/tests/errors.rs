@@ -222,8 +222,11 @@ fn ipv6_peer_on_ipv4_relay_gets_443() {
 #[test]
 fn user_quota_486_and_total_quota_508() {
     let mut cfg = config();
-    cfg.user_quota = 2;
-    cfg.total_quota = 3;
+    cfg.ledger = std::sync::Arc::new(crate::ledger::Ledger::new(crate::ledger::Quotas {
+        per_user: 2,
+        per_ip: 64,
+        total: 3,
+    }));
     let mut net = Net::new(cfg);
     let a: Vec<usize> = (0..3).map(|_| net.add_user("alice", "secret")).collect();
     net.allocate(a[0]);
@@ -384,7 +387,11 @@ fn address_family_errors_440_and_443() {
 #[test]
 fn allocate_on_a_5_tuple_whose_allocation_expired_unswept_replaces_it_cleanly() {
     let mut cfg = config();
-    cfg.user_quota = 1;
+    cfg.ledger = std::sync::Arc::new(crate::ledger::Ledger::new(crate::ledger::Quotas {
+        per_user: 1,
+        per_ip: 64,
+        total: 10000,
+    }));
     let mut net = Net::new(cfg);
     let c = net.add_user("alice", "secret");
     let old = net.allocate(c);

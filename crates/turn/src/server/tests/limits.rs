@@ -19,7 +19,11 @@ fn allocated(ev: &[ClientEvent]) -> bool {
 #[test]
 fn allocations_per_client_ip_are_capped_with_486() {
     let mut c = config();
-    c.ip_quota = 2;
+    c.ledger = std::sync::Arc::new(crate::ledger::Ledger::new(crate::ledger::Quotas {
+        per_user: 16,
+        per_ip: 2,
+        total: 10000,
+    }));
     let mut net = Net::new(c);
     // Different users, one IP (the harness gives every client 192.0.2.100).
     let a = net.add_user("alice", "secret");

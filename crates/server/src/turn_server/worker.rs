@@ -1,0 +1,140 @@
+//! One worker: a single-threaded runtime that owns a TURN core and its
+//! sockets. Nothing here is shared with other threads but the quota ledger
+//! inside the core and the TCP connection counts.
+
+use std::cell::{RefCell, RefMut};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use turn::{Event, FiveTuple, Server, Transport};
+
+use super::udp::{self, Listener};
+use super::{DriverLimits, TcpCounts};
+
+/// A bound relay socket and the task reading it.
+pub(super) struct RelaySocket {
+    pub(super) socket: Rc<UdpSocket>,
+    pub(super) task: AbortHandle,
+}
+
+/// The core and the handles its outputs go through.
+pub(super) struct Shared {
+    pub(super) core: Server,
+    pub(super) relays: HashMap<SocketAddr, RelaySocket>,
+    pub(super) tcp: HashMap<FiveTuple, mpsc::Sender<Vec<u8>>>,
+}
+
+/// A worker's state. Borrowed mutably only between awaits.
+pub(super) struct Worker {
+    shared: RefCell<Shared>,
+    pub(super) listener: Listener,
+    pub(super) limits: DriverLimits,
+    pub(super) tcp_counts: TcpCounts,
+}
+
+impl Worker {
+    pub(super) fn shared(&self) -> RefMut<'_, Shared> {
+        self.shared.borrow_mut()
+    }
+
+    /// Sends queued responses and acts on events.
+    pub(super) fn flush(&self, shared: &mut Shared) {
+        while let Some(t) = shared.core.poll_transmit() {
+            self.send_to_client(&shared.tcp, t.to, &t.payload);
+        }
+        while let Some(Event::RelayClosed(addr)) = shared.core.poll_event() {
+            if let Some(r) = shared.relays.remove(&addr) {
+                r.task.abort();
+            }
+        }
+    }
+
+    pub(super) fn send_to_client(
+        &self,
+        tcp: &HashMap<FiveTuple, mpsc::Sender<Vec<u8>>>,
+        to: FiveTuple,
+        payload: &[u8],
+    ) {
+        match to.transport {
+            Transport::Udp => self.listener.send(to.client, to.server.ip(), payload),
+            Transport::Tcp | Transport::Tls => {
+                if let Some(tx) = tcp.get(&to) {
+                    // A client that does not read loses data, not the server memory.
+                    let _ = tx.try_send(payload.to_vec());
+                }
+            }
+        }
+    }
+
+    /// Handles one packet from a client.
+    pub(super) fn client_packet(
+        self: &Rc<Self>,
+        shared: &mut Shared,
+        now: Instant,
+        from: FiveTuple,
+        p: &[u8],
+    ) {
+        let Shared { core, relays, .. } = shared;
+        let mut binder = udp::RelayBinder {
+            worker: self,
+            relays,
+        };
+        if let Some(send) = core.handle_client(now, from, p, &mut binder)
+            && let Some(r) = relays.get(&send.relay)
+        {
+            udp::send_from_relay(&r.socket, send.peer, send.payload);
+        }
+    }
+}
+
+/// Runs a worker on the current thread until the process ends.
+pub(super) fn run(
+    core: Server,
+    udp: std::net::UdpSocket,
+    tcp: std::net::TcpListener,
+    limits: DriverLimits,
+    tcp_counts: TcpCounts,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let listener = Listener::new(udp)?;
+        let tcp = tokio::net::TcpListener::from_std(tcp)?;
+        let worker = Rc::new(Worker {
+            shared: RefCell::new(Shared {
+                core,
+                relays: HashMap::new(),
+                tcp: HashMap::new(),
+            }),
+            listener,
+            limits,
+            tcp_counts,
+        });
+        tokio::task::spawn_local(super::tcp::serve(worker.clone(), tcp));
+        tokio::task::spawn_local(timers(worker.clone()));
+        udp::serve(worker).await;
+        Ok(())
+    })
+}
+
+/// Drives the core's expiry timers.
+async fn timers(worker: Rc<Worker>) {
+    loop {
+        let now = Instant::now();
+        let next = worker.shared().core.poll_timeout();
+        let wake = next.map_or(now + Duration::from_secs(1), |t| {
+            t.min(now + Duration::from_secs(1))
+        });
+        tokio::time::sleep_until(wake.into()).await;
+        let mut shared = worker.shared();
+        shared.core.handle_timeout(Instant::now());
+        worker.flush(&mut shared);
+    }
+}
