@@ -24,6 +24,8 @@ pub enum ErrorCode {
     BadName,
     /// The room has reached its size limit.
     RoomFull,
+    /// The room does not exist and the server already has its most rooms open.
+    TooManyRooms,
     /// The room has a password and this one does not match.
     BadPassword,
     /// A room message was sent before `join`.
@@ -71,6 +73,9 @@ pub enum SignalError {
     /// See [`ErrorCode::RoomFull`].
     #[error("the room is full ({0} peers)")]
     RoomFull(usize),
+    /// See [`ErrorCode::TooManyRooms`]; carries the limit.
+    #[error("the server has its most rooms open ({0}); try again later")]
+    TooManyRooms(usize),
     /// See [`ErrorCode::BadPassword`].
     #[error("wrong room password")]
     BadPassword,
@@ -101,6 +106,7 @@ impl SignalError {
             SignalError::BadRoom => ErrorCode::BadRoom,
             SignalError::BadName => ErrorCode::BadName,
             SignalError::RoomFull(_) => ErrorCode::RoomFull,
+            SignalError::TooManyRooms(_) => ErrorCode::TooManyRooms,
             SignalError::BadPassword => ErrorCode::BadPassword,
             SignalError::NotJoined => ErrorCode::NotJoined,
             SignalError::AlreadyJoined => ErrorCode::AlreadyJoined,

@@ -25,6 +25,9 @@ pub struct ConnId(pub u64);
 pub struct HubConfig {
     /// Most peers in one room.
     pub room_size: usize,
+    /// Most rooms open at once; a `join` that would open one more is refused
+    /// with `too-many-rooms` (joining an existing room still works).
+    pub max_rooms: usize,
     /// Largest accepted text frame, in bytes.
     pub max_message_bytes: usize,
     /// Per-connection message rate limit.
@@ -39,6 +42,7 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             room_size: 8,
+            max_rooms: 10_000,
             max_message_bytes: 64 * 1024,
             rate: RateLimit::default(),
             ping_interval: Duration::from_secs(20),
@@ -125,7 +129,7 @@ impl Hub {
         self.conns.len()
     }
 
-    /// Number of non-empty rooms.
+    /// Number of open rooms (a room closes when its last peer leaves).
     pub fn room_count(&self) -> usize {
         self.rooms.len()
     }
@@ -321,6 +325,8 @@ impl Hub {
             if room.members.len() >= self.config.room_size {
                 return Err(SignalError::RoomFull(self.config.room_size));
             }
+        } else if self.rooms.len() >= self.config.max_rooms {
+            return Err(SignalError::TooManyRooms(self.config.max_rooms));
         }
         let peer = PeerInfo {
             id: PeerId(format!("p{}", self.next_peer)),

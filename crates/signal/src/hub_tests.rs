@@ -265,3 +265,109 @@ fn heartbeat_pings_then_closes_and_announces() {
     assert_eq!(sent_to(&outs, b), vec![ServerMessage::PeerLeft { id: pa }]);
     assert_eq!(hub.connection_count(), 1);
 }
+
+#[test]
+fn max_rooms_refuses_new_rooms_but_not_existing_ones() {
+    let now = Instant::now();
+    let mut hub = Hub::new(HubConfig {
+        max_rooms: 3,
+        ..HubConfig::default()
+    });
+    let (a, b, c, d, e) = (ConnId(1), ConnId(2), ConnId(3), ConnId(4), ConnId(5));
+    let pa = you(&join(&mut hub, a, "r1", "Ann", now), a);
+    let _ = join(&mut hub, b, "r2", "Bob", now);
+    let _ = join(&mut hub, c, "r3", "Cat", now);
+    assert_eq!(hub.room_count(), 3);
+
+    // A flood of joins to new rooms: every one refused, nothing opened.
+    hub.handle_connect(d, vec![], now);
+    for i in 0..50 {
+        hub.handle_text(
+            d,
+            &json!({"type":"join","v":1,"room":format!("new{i}"),"name":"Dan"}).to_string(),
+            now,
+        );
+    }
+    let outs = drain(&mut hub);
+    assert_eq!(error_codes(&outs, d), vec![ErrorCode::TooManyRooms; 50]);
+    assert_eq!(sent_to(&outs, d).len(), 50);
+    assert!(
+        outs.iter()
+            .all(|o| matches!(o, Output::Send { to, .. } if *to == d))
+    );
+    assert_eq!(hub.room_count(), 3);
+
+    // Joining an existing room still works, and so does relaying in it.
+    let outs = join(&mut hub, e, "r1", "Eve", now);
+    let pe = you(&outs, e);
+    assert_eq!(
+        sent_to(&outs, a),
+        vec![ServerMessage::PeerJoined {
+            peer: PeerInfo {
+                id: pe.clone(),
+                name: "Eve".into()
+            }
+        }]
+    );
+    hub.handle_text(
+        e,
+        &json!({"type":"offer","to":pa.0,"data":{"sdp":"o"}}).to_string(),
+        now,
+    );
+    assert_eq!(
+        sent_to(&drain(&mut hub), a),
+        vec![ServerMessage::Offer {
+            from: pe.clone(),
+            data: json!({"sdp":"o"})
+        }]
+    );
+    assert_eq!(hub.room_count(), 3);
+
+    // A room closes when its last peer goes (by `leave` or by disconnecting),
+    // which makes room for a new one.
+    hub.handle_text(c, r#"{"type":"leave"}"#, now);
+    assert_eq!(hub.room_count(), 2);
+    hub.handle_text(
+        d,
+        &json!({"type":"join","v":1,"room":"new0","name":"Dan"}).to_string(),
+        now,
+    );
+    let outs = drain(&mut hub);
+    assert!(matches!(
+        sent_to(&outs, d).as_slice(),
+        [ServerMessage::Joined { room, peers, .. }] if room == "new0" && peers.is_empty()
+    ));
+    assert_eq!(hub.room_count(), 3);
+    hub.handle_text(
+        c,
+        &json!({"type":"join","v":1,"room":"r3","name":"Cat"}).to_string(),
+        now,
+    );
+    assert_eq!(
+        error_codes(&drain(&mut hub), c),
+        vec![ErrorCode::TooManyRooms]
+    );
+    hub.handle_disconnect(b);
+    assert_eq!(hub.room_count(), 2);
+    // r1 still has two peers: one leaving does not close it.
+    hub.handle_disconnect(a);
+    assert_eq!(hub.room_count(), 2);
+    hub.handle_text(
+        c,
+        &json!({"type":"join","v":1,"room":"r3","name":"Cat"}).to_string(),
+        now,
+    );
+    assert!(matches!(
+        sent_to(&drain(&mut hub), c).as_slice(),
+        [ServerMessage::Joined { .. }]
+    ));
+}
+
+#[test]
+fn too_many_rooms_has_its_wire_code() {
+    let err = SignalError::TooManyRooms(3);
+    assert_eq!(
+        serde_json::to_value(ServerMessage::error(&err)).ok(),
+        Some(json!({"type":"error","code":"too-many-rooms","message":err.to_string()}))
+    );
+}
