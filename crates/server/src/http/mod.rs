@@ -5,9 +5,14 @@
 //! `/assets/{file}` embedded files, `/ws` signaling (protocol in
 //! `docs/protocol.md`), `/api/ice` ICE servers with fresh credentials,
 //! `/healthz`.
+//!
+//! Signaling limits: `--max-ws-per-ip` WebSocket connections per client
+//! address (refused with 429 before the upgrade, see [`per_ip`]); rooms,
+//! room size and message rate in the hub ([`hub_config`]).
 
 mod assets;
 mod ice;
+mod per_ip;
 mod tls;
 mod ws;
 
@@ -15,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -24,6 +29,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use ice::IcePolicy;
+use per_ip::ConnectionsPerIp;
 use ws::Signaling;
 
 /// What the HTTP side needs from the rest of the process.
@@ -37,6 +43,7 @@ pub struct HttpContext {
 struct App {
     signaling: Arc<Signaling>,
     ice: IcePolicy,
+    ws_per_ip: Arc<ConnectionsPerIp>,
 }
 
 /// Serves HTTP (or HTTPS, per the TLS options) on `config.http_listen` until
@@ -82,6 +89,7 @@ pub async fn serve_listener_with(
 pub fn hub_config(ctx: &HttpContext) -> HubConfig {
     HubConfig {
         room_size: ctx.config.room_size.max(1),
+        max_rooms: ctx.config.max_rooms.max(1),
         ..HubConfig::default()
     }
 }
@@ -101,9 +109,13 @@ async fn serve_plain(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    // The client's address is needed to count its WebSockets.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }
 
@@ -116,6 +128,7 @@ fn router(ctx: &HttpContext, hub: HubConfig) -> (Router, watch::Sender<bool>) {
     let app = Arc::new(App {
         signaling,
         ice: IcePolicy::new(&ctx.config, &ctx.turn_secret),
+        ws_per_ip: ConnectionsPerIp::new(ctx.config.max_ws_per_ip),
     });
     let router = Router::new()
         .route("/", get(|| async { page("index.html") }))
@@ -179,17 +192,40 @@ fn host_of(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::HOST).and_then(|h| h.to_str().ok())
 }
 
+/// `/ws`: upgrades to the signaling WebSocket, unless the client's address
+/// already has `--max-ws-per-ip` of them open (then 429, before upgrading).
 async fn websocket(
     State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let Some(slot) = app.ws_per_ip.try_acquire(client.ip()) else {
+        tracing::debug!(%client, "refusing WebSocket: too many from this address");
+        return too_many_connections(app.ws_per_ip.limit());
+    };
     let ice = app.ice.servers_for(host_of(&headers));
     let signaling = app.signaling.clone();
     upgrade
         .max_message_size(ws::MAX_FRAME_BYTES)
         .max_frame_size(ws::MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| signaling.run_connection(socket, ice))
+        .on_upgrade(move |socket| async move {
+            // Held until the connection ends; dropped too if the upgrade fails.
+            let _slot = slot;
+            signaling.run_connection(socket, ice).await;
+        })
+}
+
+/// 429 with a short JSON body: the client's address has `limit` WebSockets open.
+fn too_many_connections(limit: usize) -> Response {
+    let body = serde_json::json!({
+        "error": "too-many-connections",
+        "message": format!("at most {limit} signaling connections per address; close one and retry"),
+    });
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 async fn ice_servers(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {

@@ -120,7 +120,8 @@ pub async fn serve(
     });
     axum_server::bind_rustls(addr, tls.config)
         .handle(handle)
-        .serve(router.into_make_service())
+        // The client's address is needed to count its WebSockets.
+        .serve(router.into_make_service_with_connect_info::<SocketAddr>())
         .await
         .with_context(|| format!("serving HTTPS on {addr}"))?;
     Ok(())
