@@ -1,0 +1,365 @@
+//! The signaling limits under a flood, over real WebSockets against the real
+//! router: WebSockets per client address (`--max-ws-per-ip`, 429 before the
+//! upgrade), rooms open at once (`--max-rooms`, `too-many-rooms`) and the
+//! per-connection message rate (`rate-limited`). Each test floods one limit
+//! and checks that other users are still served meanwhile.
+//!
+//! Loopback only; every wait is bounded.
+
+// config.rs and http/ are compiled into this test for their entry points only,
+// and `serde_json::Value[key]` yields `Null` for a missing key (no panic).
+#![allow(dead_code, clippy::indexing_slicing)]
+
+#[path = "../src/config.rs"]
+mod config;
+#[path = "../src/http/mod.rs"]
+mod http;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type TestResult = Result<(), Error>;
+
+const WAIT: Duration = Duration::from_secs(5);
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// Another loopback address (Linux routes all of 127/8 to `lo`): another client.
+const OTHER_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+/// Starts the router on a free loopback port with extra flags; returns the port.
+async fn start(extra: &[&str]) -> Result<u16, Error> {
+    let mut args = vec!["switchboard", "--turn-listen", "127.0.0.1:3478"];
+    args.extend_from_slice(extra);
+    let config = config::Config::load_from(args)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let ctx = http::HttpContext {
+        config: Arc::new(config),
+        turn_secret: Arc::from("test-secret"),
+    };
+    tokio::spawn(http::serve_listener(listener, ctx, std::future::pending()));
+    Ok(port)
+}
+
+/// A WebSocket to `/ws` from source address `from`, or the HTTP status and
+/// body the server refused the upgrade with.
+async fn connect_from(port: u16, from: IpAddr) -> Result<Result<Ws, (u16, String)>, Error> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from, 0))?;
+    let stream =
+        tokio::time::timeout(WAIT, socket.connect(([127, 0, 0, 1], port).into())).await??;
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let handshake = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream));
+    match tokio::time::timeout(WAIT, handshake).await? {
+        Ok((ws, _)) => Ok(Ok(ws)),
+        Err(tungstenite::Error::Http(resp)) => {
+            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default());
+            Ok(Err((resp.status().as_u16(), body.into_owned())))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A WebSocket from 127.0.0.1 that must be accepted.
+async fn connect(port: u16) -> Result<Ws, Error> {
+    connect_from(port, LOCALHOST)
+        .await?
+        .map_err(|(status, body)| format!("refused: {status} {body}").into())
+}
+
+/// Asserts that an upgrade from 127.0.0.1 is refused with 429 and the JSON body.
+async fn expect_refused(port: u16) -> TestResult {
+    match connect_from(port, LOCALHOST).await? {
+        Ok(_) => Err("upgrade accepted beyond --max-ws-per-ip".into()),
+        Err((status, body)) => {
+            assert_eq!(status, 429, "{body}");
+            let v: Value = serde_json::from_str(&body)?;
+            assert_eq!(v["error"], "too-many-connections", "{body}");
+            assert!(
+                v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("at most 4"))
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Retries an upgrade from 127.0.0.1 (a freed slot is given back when the
+/// server notices the close) for at most 5 s.
+async fn connect_once_freed(port: u16) -> Result<Ws, Error> {
+    for _ in 0..100 {
+        match connect_from(port, LOCALHOST).await? {
+            Ok(ws) => return Ok(ws),
+            Err((429, _)) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err((status, body)) => return Err(format!("refused: {status} {body}").into()),
+        }
+    }
+    Err("the slot was not given back within 5 s".into())
+}
+
+async fn send(ws: &mut Ws, v: Value) -> TestResult {
+    ws.send(Message::text(v.to_string())).await?;
+    Ok(())
+}
+
+/// The next JSON text message (skipping pings), within 5 s.
+async fn recv(ws: &mut Ws) -> Result<Value, Error> {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await?
+            .ok_or("closed")??;
+        match msg {
+            Message::Text(t) => return Ok(serde_json::from_str(t.as_str())?),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => return Err(format!("unexpected frame {other:?}").into()),
+        }
+    }
+}
+
+async fn expect_error(ws: &mut Ws, code: &str) -> TestResult {
+    let m = recv(ws).await?;
+    assert_eq!(m["type"], "error", "{m}");
+    assert_eq!(m["code"], code, "{m}");
+    assert!(m["message"].as_str().is_some_and(|s| !s.is_empty()));
+    Ok(())
+}
+
+/// Joins `room`; returns the `joined` message.
+async fn join(ws: &mut Ws, room: &str, name: &str) -> Result<Value, Error> {
+    send(ws, json!({"type":"join","v":1,"room":room,"name":name})).await?;
+    let m = recv(ws).await?;
+    assert_eq!(m["type"], "joined", "{m}");
+    assert_eq!(m["room"], room, "{m}");
+    Ok(m)
+}
+
+/// Two connections joined to `room`, `a` having seen `b` arrive; returns
+/// both peer ids.
+async fn pair(a: &mut Ws, b: &mut Ws, room: &str) -> Result<(Value, Value), Error> {
+    let ja = join(a, room, "Ann").await?;
+    let jb = join(b, room, "Bob").await?;
+    assert_eq!(jb["peers"], json!([{"id": ja["you"], "name": "Ann"}]));
+    assert_eq!(
+        recv(a).await?,
+        json!({"type":"peer-joined","peer":{"id": jb["you"], "name":"Bob"}})
+    );
+    Ok((ja["you"].clone(), jb["you"].clone()))
+}
+
+/// `kind` with `data` from `a` (peer `pa`) reaches `b` (peer `pb`), as is.
+async fn relay(
+    a: &mut Ws,
+    pa: &Value,
+    b: &mut Ws,
+    pb: &Value,
+    kind: &str,
+    data: Value,
+) -> TestResult {
+    send(a, json!({"type":kind,"to":pb,"data":data})).await?;
+    assert_eq!(recv(b).await?, json!({"type":kind,"from":pa,"data":data}));
+    Ok(())
+}
+
+/// An offer/answer exchange with a few candidates each way.
+async fn negotiate(a: &mut Ws, pa: &Value, b: &mut Ws, pb: &Value) -> TestResult {
+    relay(a, pa, b, pb, "offer", json!({"type":"offer","sdp":"v=0 a"})).await?;
+    relay(
+        b,
+        pb,
+        a,
+        pa,
+        "answer",
+        json!({"type":"answer","sdp":"v=0 b"}),
+    )
+    .await?;
+    for i in 0..5 {
+        let cand = json!({"candidate":format!("candidate:{i} 1 udp 1 127.0.0.1 {i} typ host"),"sdpMid":"0"});
+        relay(a, pa, b, pb, "candidate", cand.clone()).await?;
+        relay(b, pb, a, pa, "candidate", cand).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn ws_per_ip_limit_refuses_with_429_and_others_are_still_served() -> TestResult {
+    let port = start(&["--max-ws-per-ip", "4"]).await?;
+    let (mut a, mut b) = (connect(port).await?, connect(port).await?);
+    let (pa, pb) = pair(&mut a, &mut b, "calm").await?;
+    let mut c = connect(port).await?;
+    let d = connect(port).await?;
+
+    // Four open from 127.0.0.1: a flood of further upgrades is refused, while
+    // the two peers already connected keep negotiating.
+    for round in 0..5 {
+        for _ in 0..4 {
+            expect_refused(port).await?;
+        }
+        relay(&mut a, &pa, &mut b, &pb, "message", json!({"round": round})).await?;
+    }
+    negotiate(&mut a, &pa, &mut b, &pb).await?;
+
+    // Another address is not affected: it connects and joins the same room.
+    let mut other = connect_from(port, OTHER_CLIENT)
+        .await?
+        .map_err(|(s, body)| format!("other client refused: {s} {body}"))?;
+    let jo = join(&mut other, "calm", "Olga").await?;
+    assert_eq!(jo["peers"].as_array().map(Vec::len), Some(2));
+    assert_eq!(recv(&mut a).await?["type"], "peer-joined");
+    assert_eq!(recv(&mut b).await?["type"], "peer-joined");
+    relay(
+        &mut other,
+        &jo["you"],
+        &mut a,
+        &pa,
+        "offer",
+        json!({"sdp":"o"}),
+    )
+    .await?;
+
+    // A closed connection gives its slot back, and only one.
+    c.close(None).await?;
+    let _ = tokio::time::timeout(WAIT, async { while c.next().await.is_some() {} }).await;
+    let mut e = connect_once_freed(port).await?;
+    expect_refused(port).await?;
+    // So does one dropped without a close handshake.
+    drop(d);
+    let _f = connect_once_freed(port).await?;
+    expect_refused(port).await?;
+    // The newcomers are served like anyone else.
+    join(&mut e, "later", "Eve").await?;
+    relay(&mut a, &pa, &mut b, &pb, "message", json!("still here")).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn max_rooms_refuses_new_rooms_while_existing_rooms_keep_working() -> TestResult {
+    let port = start(&["--max-rooms", "3"]).await?;
+    let (mut a, mut e) = (connect(port).await?, connect(port).await?);
+    let (mut b, mut c) = (connect(port).await?, connect(port).await?);
+    let pa = join(&mut a, "r1", "Ann").await?["you"].clone();
+    join(&mut b, "r2", "Bob").await?;
+    join(&mut c, "r3", "Cat").await?;
+
+    // A flood of joins to new rooms: each refused with its code.
+    let mut d = connect(port).await?;
+    for i in 0..30 {
+        send(
+            &mut d,
+            json!({"type":"join","v":1,"room":format!("new-{i}"),"name":"Dan"}),
+        )
+        .await?;
+        expect_error(&mut d, "too-many-rooms").await?;
+    }
+
+    // Joining an existing room still works, and its peers still negotiate.
+    let je = join(&mut e, "r1", "Eve").await?;
+    let pe = je["you"].clone();
+    assert_eq!(je["peers"], json!([{"id": pa, "name": "Ann"}]));
+    assert_eq!(
+        recv(&mut a).await?,
+        json!({"type":"peer-joined","peer":{"id": pe, "name":"Eve"}})
+    );
+    negotiate(&mut a, &pa, &mut e, &pe).await?;
+
+    // The refused connection stays usable: once a room closes (its last peer
+    // leaves) it may open one; then the limit holds again.
+    send(&mut c, json!({"type":"leave"})).await?;
+    assert_eq!(recv(&mut c).await?, json!({"type":"left"}));
+    join(&mut d, "new-0", "Dan").await?;
+    send(
+        &mut c,
+        json!({"type":"join","v":1,"room":"r3","name":"Cat"}),
+    )
+    .await?;
+    expect_error(&mut c, "too-many-rooms").await?;
+    // A room whose last peer disconnects closes too.
+    drop(b);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        send(
+            &mut c,
+            json!({"type":"join","v":1,"room":"r3","name":"Cat"}),
+        )
+        .await?;
+        let m = recv(&mut c).await?;
+        if m["type"] == "joined" {
+            break;
+        }
+        assert_eq!(m["code"], "too-many-rooms", "{m}");
+        if tokio::time::Instant::now() > deadline {
+            return Err("room r2 did not close within 5 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    relay(&mut e, &pe, &mut a, &pa, "message", json!("bye")).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_flood_from_one_connection_does_not_hold_up_others() -> TestResult {
+    let port = start(&[]).await?;
+    let (mut a, mut b) = (connect(port).await?, connect(port).await?);
+    let (pa, pb) = pair(&mut a, &mut b, "quiet").await?;
+    let mut flooder = connect(port).await?;
+    join(&mut flooder, "noisy", "Flo").await?;
+
+    // The flooder sends pings as fast as it can until told to stop (at most
+    // 20 000), then reads what came back up to the first `rate-limited`.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let flood = tokio::spawn({
+        let stop = Arc::clone(&stop);
+        async move {
+            let mut started = Some(started_tx);
+            let mut sent = 0u32;
+            while sent < 20_000 && !stop.load(Ordering::Relaxed) {
+                for _ in 0..50 {
+                    flooder
+                        .feed(Message::text(json!({"type":"ping","id":sent}).to_string()))
+                        .await?;
+                    sent += 1;
+                }
+                flooder.flush().await?;
+                if let Some(tx) = started.take() {
+                    let _ = tx.send(());
+                }
+                tokio::task::yield_now().await;
+            }
+            let mut pongs = 0u32;
+            loop {
+                let m = recv(&mut flooder).await?;
+                match m["type"].as_str() {
+                    Some("pong") => pongs += 1,
+                    Some("error") if m["code"] == "rate-limited" => break,
+                    _ => return Err::<_, Error>(format!("flooder got {m}").into()),
+                }
+            }
+            Ok((sent, pongs))
+        }
+    });
+    tokio::time::timeout(WAIT, started_rx).await??;
+
+    // Meanwhile, two peers of another room negotiate normally.
+    negotiate(&mut a, &pa, &mut b, &pb).await?;
+    stop.store(true, Ordering::Relaxed);
+    let (sent, pongs) = tokio::time::timeout(Duration::from_secs(30), flood).await???;
+    assert!(
+        sent > 400,
+        "the flood overlapped the negotiation ({sent} sent)"
+    );
+    // The burst is 200 messages, one of them spent on `join`.
+    assert!((199..sent).contains(&pongs), "pongs {pongs} of {sent}");
+    // Nothing from the flood leaked to the quiet room.
+    relay(&mut a, &pa, &mut b, &pb, "message", json!("done")).await?;
+    Ok(())
+}
