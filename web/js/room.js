@@ -486,7 +486,7 @@ async function join(name, password) {
     onMessage,
     onJoined: (msg) => { onJoined(msg); toast('Reconnected'); },
     onStatus: (s, err) => {
-      const text = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…', closed: err ? `Disconnected: ${err.message}` : 'Left' }[s];
+      const text = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…', closed: err ? `Disconnected: ${refusalText(err)}` : 'Left' }[s];
       setStatus(s, text);
     },
   });
@@ -511,6 +511,17 @@ function leaveCall() {
   location.href = '/';
 }
 
+/** What to tell the user when the server refuses a join (codes of docs/protocol.md). */
+function refusalText(err) {
+  const messages = {
+    'room-full': 'This room is full.',
+    'too-many-rooms': 'The server has too many calls going on right now. Please try again later.',
+    'bad-password': 'Wrong password for this room.',
+    'bad-name': 'Please choose a shorter name without special characters.',
+  };
+  return messages[err.code] ?? err.message;
+}
+
 $('name').value = params.get('name') ?? localStorage.getItem('switchboard.name') ?? '';
 $('join-form').onsubmit = async (e) => {
   e.preventDefault();
@@ -521,12 +532,7 @@ $('join-form').onsubmit = async (e) => {
   try {
     await join(name, $('password').value);
   } catch (err) {
-    const messages = {
-      'room-full': 'This room is full.',
-      'bad-password': 'Wrong password for this room.',
-      'bad-name': 'Please choose a shorter name without special characters.',
-    };
-    $('lobby-error').textContent = err instanceof JoinRefused ? (messages[err.code] ?? err.message) : String(err.message ?? err);
+    $('lobby-error').textContent = err instanceof JoinRefused ? refusalText(err) : String(err.message ?? err);
     $('join').disabled = false;
   }
 };
