@@ -2,7 +2,8 @@
 //! router: WebSockets per client address (`--max-ws-per-ip`, 429 before the
 //! upgrade), rooms open at once (`--max-rooms`, `too-many-rooms`) and the
 //! per-connection message rate (`rate-limited`). Each test floods one limit
-//! and checks that other users are still served meanwhile.
+//! and checks that other users are still served meanwhile. The last test
+//! checks that HTTPS serving knows the client's address too (WSS).
 //!
 //! Loopback only; every wait is bounded.
 
@@ -362,4 +363,105 @@ async fn a_message_flood_from_one_connection_does_not_hold_up_others() -> TestRe
     // Nothing from the flood leaked to the quiet room.
     relay(&mut a, &pa, &mut b, &pb, "message", json!("done")).await?;
     Ok(())
+}
+
+/// Blocking WSS upgrade to `127.0.0.1:port` trusting only `cert`: the
+/// WebSocket, or the HTTP status it was refused with.
+fn wss_upgrade(
+    port: u16,
+    cert: &rustls::pki_types::CertificateDer<'static>,
+) -> Result<Result<WssSocket, u16>, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost")?;
+    let conn = rustls::ClientConnection::new(Arc::new(config), name)?;
+    let tcp = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), WAIT)?;
+    tcp.set_read_timeout(Some(WAIT))?;
+    tcp.set_write_timeout(Some(WAIT))?;
+    let tls = rustls::StreamOwned::new(conn, tcp);
+    match tungstenite::client(format!("wss://localhost:{port}/ws"), tls) {
+        Ok((ws, _)) => Ok(Ok(ws)),
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+            Ok(Err(resp.status().as_u16()))
+        }
+        Err(e) => Err(e.to_string().into()),
+    }
+}
+
+type WssSocket =
+    tungstenite::WebSocket<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>;
+
+#[tokio::test]
+async fn wss_knows_the_client_address_and_applies_the_limit() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("switchboard-wss-limit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, certified.cert.pem())?;
+    std::fs::write(&key_path, certified.signing_key.serialize_pem())?;
+    let cert = certified.cert.der().clone();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let config = config::Config::load_from([
+        "switchboard",
+        "--turn-listen",
+        "127.0.0.1:3478",
+        "--http-listen",
+        &listen,
+        "--tls-cert",
+        &cert_path.display().to_string(),
+        "--tls-key",
+        &key_path.display().to_string(),
+        "--max-ws-per-ip",
+        "1",
+    ])?;
+    let ctx = http::HttpContext {
+        config: Arc::new(config),
+        turn_secret: Arc::from("test-secret"),
+    };
+    tokio::spawn(http::serve(ctx, std::future::pending()));
+
+    let outcome = tokio::task::spawn_blocking(move || -> TestResult {
+        // The listener comes up asynchronously: retry the first upgrade for 5 s.
+        let mut first = None;
+        for _ in 0..100 {
+            match wss_upgrade(port, &cert) {
+                Ok(Ok(ws)) => {
+                    first = Some(ws);
+                    break;
+                }
+                Ok(Err(status)) => return Err(format!("first WSS refused: {status}").into()),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        let mut first = first.ok_or("no WSS listener within 5 s")?;
+        first.send(Message::text(
+            json!({"type":"join","v":1,"room":"tls","name":"Tia"}).to_string(),
+        ))?;
+        let joined: Value = serde_json::from_str(first.read()?.to_text()?)?;
+        assert_eq!(joined["type"], "joined", "{joined}");
+        // The limit of 1 holds over TLS too, and closing gives the slot back.
+        assert_eq!(wss_upgrade(port, &cert)?.err(), Some(429));
+        first.close(None)?;
+        let _ = first.read();
+        drop(first);
+        for _ in 0..100 {
+            match wss_upgrade(port, &cert)? {
+                Ok(_) => return Ok(()),
+                Err(429) => std::thread::sleep(Duration::from_millis(50)),
+                Err(status) => return Err(format!("refused: {status}").into()),
+            }
+        }
+        Err("the slot was not given back within 5 s".into())
+    });
+    let result = tokio::time::timeout(Duration::from_secs(30), outcome).await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    result?
 }
