@@ -64,6 +64,12 @@ pub fn start(
     limits: DriverLimits,
 ) -> anyhow::Result<Bound> {
     let workers = workers.max(1);
+    if listen.port() != 0 {
+        // SO_REUSEPORT would let us share a port another server holds;
+        // refuse instead, as a plain bind would.
+        drop(std::net::UdpSocket::bind(listen)?);
+        drop(std::net::TcpListener::bind(listen)?);
+    }
     let mut sockets = Vec::with_capacity(workers);
     let mut addr = listen;
     for _ in 0..workers {

@@ -56,6 +56,90 @@ impl Listener {
         // sends until its reactor has seen the socket writable.
         let _ = self.state.try_send((&self.socket).into(), &transmit);
     }
+
+    /// Sends `contents`, datagrams of `segment` bytes (the last may be
+    /// shorter), to one client in one sendmsg with UDP GSO; segment by
+    /// segment if the kernel refuses.
+    fn send_segments(&self, to: SocketAddr, src: IpAddr, contents: &[u8], segment: usize) {
+        if contents.len() <= segment {
+            return self.send(to, src, contents);
+        }
+        let transmit = quinn_udp::Transmit {
+            destination: to,
+            ecn: None,
+            contents,
+            segment_size: Some(segment),
+            src_ip: self.local.ip().is_unspecified().then_some(src),
+        };
+        match self.state.try_send((&self.socket).into(), &transmit) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => {
+                for datagram in contents.chunks(segment) {
+                    self.send(to, src, datagram);
+                }
+            }
+        }
+    }
+
+    /// How many datagrams one GSO send may carry (1 without GSO).
+    fn max_segments(&self) -> usize {
+        self.state.max_gso_segments().min(GSO_MAX_SEGMENTS)
+    }
+}
+
+/// Most datagrams in one GSO send (the kernel's limit is 64).
+const GSO_MAX_SEGMENTS: usize = 32;
+
+/// Datagrams from one relay socket's read batch on their way to its client:
+/// equal-sized ones leave together in one GSO send.
+struct ClientBatch {
+    to: Option<(SocketAddr, IpAddr)>,
+    segment: usize,
+    count: usize,
+    /// A shorter datagram ended the train; nothing more may follow it.
+    closed: bool,
+    buf: Vec<u8>,
+}
+
+impl ClientBatch {
+    fn new() -> Self {
+        ClientBatch {
+            to: None,
+            segment: 0,
+            count: 0,
+            closed: false,
+            buf: Vec::with_capacity(GSO_MAX_SEGMENTS * 1500),
+        }
+    }
+
+    /// Queues a datagram, sending what was queued first if it cannot join.
+    fn push(&mut self, listener: &Listener, to: SocketAddr, src: IpAddr, datagram: &[u8]) {
+        let joins = self.to == Some((to, src))
+            && !self.closed
+            && datagram.len() <= self.segment
+            && self.count < listener.max_segments()
+            && self.buf.len() + datagram.len() <= MAX_DATAGRAM;
+        if !joins {
+            self.flush(listener);
+            self.to = Some((to, src));
+            self.segment = datagram.len();
+        }
+        self.buf.extend_from_slice(datagram);
+        self.count += 1;
+        self.closed = datagram.len() < self.segment;
+    }
+
+    fn flush(&mut self, listener: &Listener) {
+        if let Some((to, src)) = self.to.take()
+            && !self.buf.is_empty()
+        {
+            listener.send_segments(to, src, &self.buf, self.segment);
+        }
+        self.buf.clear();
+        self.count = 0;
+        self.closed = false;
+    }
 }
 
 /// Reads the listener forever.
@@ -139,8 +223,10 @@ pub(super) fn send_from_relay(socket: &UdpSocket, to: SocketAddr, payload: &[u8]
 thread_local! {
     /// One receive buffer per worker thread, shared by all relay sockets, so
     /// an idle allocation costs no buffer memory.
-    static RELAY_BUF: RefCell<Vec<u8>> =
-        RefCell::new(vec![0; PEER_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM]);
+    static RELAY_BUF: RefCell<(Vec<u8>, ClientBatch)> = RefCell::new((
+        vec![0; PEER_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM],
+        ClientBatch::new(),
+    ));
 }
 
 /// Most datagrams read from one relay socket per lock.
@@ -152,7 +238,7 @@ async fn relay_reader(worker: Rc<Worker>, socket: Rc<UdpSocket>, local: SocketAd
         if socket.readable().await.is_err() {
             return;
         }
-        RELAY_BUF.with_borrow_mut(|buf| {
+        RELAY_BUF.with_borrow_mut(|(buf, batch)| {
             let mut shared = None;
             for _ in 0..RELAY_BATCH {
                 let Some(room) = buf.get_mut(PEER_HEADROOM..PEER_HEADROOM + MAX_DATAGRAM) else {
@@ -165,9 +251,18 @@ async fn relay_reader(worker: Rc<Worker>, socket: Rc<UdpSocket>, local: SocketAd
                 let shared = shared.get_or_insert_with(|| worker.shared());
                 let Shared { core, tcp, .. } = &mut **shared;
                 if let Some(out) = core.handle_peer(Instant::now(), local, peer, buf, len) {
-                    worker.send_to_client(tcp, out.to, out.payload);
+                    match out.to.transport {
+                        Transport::Udp => batch.push(
+                            &worker.listener,
+                            out.to.client,
+                            out.to.server.ip(),
+                            out.payload,
+                        ),
+                        _ => worker.send_to_client(tcp, out.to, out.payload),
+                    }
                 }
             }
+            batch.flush(&worker.listener);
             if let Some(mut shared) = shared {
                 worker.flush(&mut shared);
             }
