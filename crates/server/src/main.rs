@@ -49,7 +49,7 @@ fn turn_core(config: &Config, secret: &str, shared: &CoreShared, i: usize) -> tu
         Some(secret.as_bytes().to_vec()),
     );
     let mut core = turn::ServerConfig::new(users);
-    core.relay_ports = config.relay_ports.low..=config.relay_ports.high;
+    core.relay_ports = worker_ports(config, i);
     core.external_ip = config.external_ip;
     core.policy = turn::policy::PeerPolicy::new(
         config.allow_peers.clone(),
@@ -76,6 +76,27 @@ fn turn_core(config: &Config, secret: &str, shared: &CoreShared, i: usize) -> tu
     let mut seed: [u8; 32] = rand::rng().random();
     seed[0] ^= u8::try_from(i % 256).unwrap_or(0);
     turn::Server::new(core, shared.start, shared.start_unix, seed)
+}
+
+/// Worker `i`'s share of `--relay-ports`: contiguous slices, so workers
+/// never contend for a port (and EVEN-PORT keeps its pairs). A range
+/// smaller than the number of workers is shared whole.
+fn worker_ports(config: &Config, i: usize) -> std::ops::RangeInclusive<u16> {
+    let (low, high) = (config.relay_ports.low, config.relay_ports.high);
+    let span = usize::from(high - low) + 1;
+    let workers = worker_count(config);
+    if span < 2 * workers {
+        return low..=high;
+    }
+    let share = span / workers;
+    let start = usize::from(low) + i * share;
+    let end = if i + 1 == workers {
+        usize::from(high)
+    } else {
+        start + share - 1
+    };
+    let to_port = |p: usize| u16::try_from(p).unwrap_or(high);
+    to_port(start)..=to_port(end)
 }
 
 fn worker_count(config: &Config) -> usize {
@@ -209,4 +230,32 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_ports_are_split_between_workers() {
+        let c = Config::load_from([
+            "switchboard",
+            "--relay-ports",
+            "1000-1999",
+            "--workers",
+            "3",
+        ])
+        .unwrap();
+        let ranges: Vec<_> = (0..3).map(|i| worker_ports(&c, i)).collect();
+        assert_eq!(ranges, [1000..=1332, 1333..=1665, 1666..=1999]);
+        let small = Config::load_from([
+            "switchboard",
+            "--relay-ports",
+            "1000-1003",
+            "--workers",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(worker_ports(&small, 2), 1000..=1003);
+    }
 }

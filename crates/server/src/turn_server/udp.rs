@@ -18,8 +18,8 @@ use super::worker::{RelaySocket, Shared, Worker};
 const MAX_DATAGRAM: usize = 65_535;
 /// Listener socket buffers asked of the kernel (coturn uses the same order).
 const SOCKET_BUFFER: usize = 4 << 20;
-/// Relay socket buffers.
-const RELAY_SOCKET_BUFFER: usize = 1 << 20;
+/// Relay socket buffers (the kernel caps them at net.core.rmem_max/wmem_max).
+const RELAY_SOCKET_BUFFER: usize = 4 << 20;
 
 /// The client-facing UDP socket.
 pub(super) struct Listener {
