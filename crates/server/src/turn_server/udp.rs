@@ -148,24 +148,24 @@ pub(super) async fn serve(worker: Rc<Worker>) {
     // Each slot holds one datagram or one GRO train of up to 64 KiB.
     let chunk = MAX_DATAGRAM;
     let mut storage = vec![0u8; batch * chunk];
+    // Built once: datagrams are read back through the same slices, so the
+    // receive loop allocates nothing.
+    let mut bufs: Vec<IoSliceMut<'_>> = storage.chunks_mut(chunk).map(IoSliceMut::new).collect();
     let mut meta = vec![RecvMeta::default(); batch];
     let listener = &worker.listener;
     loop {
         if listener.socket.readable().await.is_err() {
             continue;
         }
-        let mut bufs: Vec<IoSliceMut<'_>> =
-            storage.chunks_mut(chunk).map(IoSliceMut::new).collect();
         let got = listener.socket.try_io(Interest::READABLE, || {
             listener
                 .state
                 .recv((&listener.socket).into(), &mut bufs, &mut meta)
         });
         let Ok(n) = got else { continue };
-        drop(bufs);
         let now = Instant::now();
         let mut shared = worker.shared();
-        for (m, buf) in meta.iter().zip(storage.chunks(chunk)).take(n) {
+        for (m, buf) in meta.iter().zip(bufs.iter()).take(n) {
             let server = SocketAddr::new(
                 m.dst_ip.unwrap_or(listener.local.ip()),
                 listener.local.port(),
