@@ -10,6 +10,7 @@
 mod config;
 #[path = "../src/http/mod.rs"]
 mod http;
+mod ws_client;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,15 +20,12 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use ws_client::{Error, TestResult, Ws, expect_error, join, recv, send};
 
 const SECRET: &str = "test-secret";
 
 /// Starts the router on a free loopback port with extra flags; returns the port.
-async fn start(extra: &[&str]) -> Result<u16, Box<dyn std::error::Error>> {
+async fn start(extra: &[&str]) -> Result<u16, Error> {
     let mut args = vec!["switchboard", "--turn-listen", "127.0.0.1:3478"];
     args.extend_from_slice(extra);
     let config = config::Config::load_from(args)?;
@@ -42,7 +40,7 @@ async fn start(extra: &[&str]) -> Result<u16, Box<dyn std::error::Error>> {
 }
 
 /// Like [`start`] with a heartbeat of 200 ms ping / 700 ms timeout.
-async fn start_fast_heartbeat() -> Result<u16, Box<dyn std::error::Error>> {
+async fn start_fast_heartbeat() -> Result<u16, Error> {
     let config = config::Config::load_from(["switchboard"])?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
@@ -64,43 +62,9 @@ async fn start_fast_heartbeat() -> Result<u16, Box<dyn std::error::Error>> {
     Ok(port)
 }
 
-async fn connect(port: u16) -> Result<Ws, Box<dyn std::error::Error>> {
+async fn connect(port: u16) -> Result<Ws, Error> {
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws")).await?;
     Ok(ws)
-}
-
-async fn send(ws: &mut Ws, v: Value) -> TestResult {
-    ws.send(Message::text(v.to_string())).await?;
-    Ok(())
-}
-
-/// The next JSON text message (skipping pings), within 5 s.
-async fn recv(ws: &mut Ws) -> Result<Value, Box<dyn std::error::Error>> {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await?
-            .ok_or("closed")??;
-        match msg {
-            Message::Text(t) => return Ok(serde_json::from_str(t.as_str())?),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => return Err(format!("unexpected frame {other:?}").into()),
-        }
-    }
-}
-
-async fn expect_error(ws: &mut Ws, code: &str) -> TestResult {
-    let m = recv(ws).await?;
-    assert_eq!(m["type"], "error", "{m}");
-    assert_eq!(m["code"], code, "{m}");
-    assert!(m["message"].as_str().is_some_and(|s| !s.is_empty()));
-    Ok(())
-}
-
-async fn join(ws: &mut Ws, room: &str, name: &str) -> Result<Value, Box<dyn std::error::Error>> {
-    send(ws, json!({"type":"join","v":1,"room":room,"name":name})).await?;
-    let m = recv(ws).await?;
-    assert_eq!(m["type"], "joined", "{m}");
-    Ok(m)
 }
 
 /// `ping` still answers: the connection survived.
@@ -297,7 +261,7 @@ async fn room_size_and_password_are_enforced() -> TestResult {
 }
 
 /// One HTTP/1.1 GET; returns (status, content-type, body).
-async fn get(port: u16, path: &str) -> Result<(u16, String, String), Box<dyn std::error::Error>> {
+async fn get(port: u16, path: &str) -> Result<(u16, String, String), Error> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
     s.write_all(
         format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),

@@ -15,6 +15,7 @@
 mod config;
 #[path = "../src/http/mod.rs"]
 mod http;
+mod ws_client;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -23,15 +24,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use ws_client::{Error, TestResult, WAIT, Ws, expect_error, join, recv, send};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-type Error = Box<dyn std::error::Error + Send + Sync>;
-type TestResult = Result<(), Error>;
-
-const WAIT: Duration = Duration::from_secs(5);
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// Another loopback address (Linux routes all of 127/8 to `lo`): another client.
 const OTHER_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -106,42 +103,6 @@ async fn connect_once_freed(port: u16) -> Result<Ws, Error> {
         }
     }
     Err("the slot was not given back within 5 s".into())
-}
-
-async fn send(ws: &mut Ws, v: Value) -> TestResult {
-    ws.send(Message::text(v.to_string())).await?;
-    Ok(())
-}
-
-/// The next JSON text message (skipping pings), within 5 s.
-async fn recv(ws: &mut Ws) -> Result<Value, Error> {
-    loop {
-        let msg = tokio::time::timeout(WAIT, ws.next())
-            .await?
-            .ok_or("closed")??;
-        match msg {
-            Message::Text(t) => return Ok(serde_json::from_str(t.as_str())?),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => return Err(format!("unexpected frame {other:?}").into()),
-        }
-    }
-}
-
-async fn expect_error(ws: &mut Ws, code: &str) -> TestResult {
-    let m = recv(ws).await?;
-    assert_eq!(m["type"], "error", "{m}");
-    assert_eq!(m["code"], code, "{m}");
-    assert!(m["message"].as_str().is_some_and(|s| !s.is_empty()));
-    Ok(())
-}
-
-/// Joins `room`; returns the `joined` message.
-async fn join(ws: &mut Ws, room: &str, name: &str) -> Result<Value, Error> {
-    send(ws, json!({"type":"join","v":1,"room":room,"name":name})).await?;
-    let m = recv(ws).await?;
-    assert_eq!(m["type"], "joined", "{m}");
-    assert_eq!(m["room"], room, "{m}");
-    Ok(m)
 }
 
 /// Two connections joined to `room`, `a` having seen `b` arrive; returns

@@ -1,0 +1,60 @@
+//! A signaling client for the WebSocket tests: send JSON, receive JSON
+//! (skipping pings) within a bounded wait, expect errors and joins.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A client WebSocket, over TCP or TLS.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// Any test failure; `Send` so flood tasks can return it.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+/// A test's outcome.
+pub type TestResult = Result<(), Error>;
+
+/// The longest a test waits for one message.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// Sends one JSON message.
+pub async fn send(ws: &mut Ws, v: Value) -> TestResult {
+    ws.send(Message::text(v.to_string())).await?;
+    Ok(())
+}
+
+/// The next JSON text message (skipping pings), within [`WAIT`].
+pub async fn recv(ws: &mut Ws) -> Result<Value, Error> {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await?
+            .ok_or("closed")??;
+        match msg {
+            Message::Text(t) => return Ok(serde_json::from_str(t.as_str())?),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => return Err(format!("unexpected frame {other:?}").into()),
+        }
+    }
+}
+
+/// The next message is an `error` with `code` and a message.
+pub async fn expect_error(ws: &mut Ws, code: &str) -> TestResult {
+    let m = recv(ws).await?;
+    assert_eq!(m["type"], "error", "{m}");
+    assert_eq!(m["code"], code, "{m}");
+    assert!(m["message"].as_str().is_some_and(|s| !s.is_empty()));
+    Ok(())
+}
+
+/// Joins `room`; returns the `joined` message.
+pub async fn join(ws: &mut Ws, room: &str, name: &str) -> Result<Value, Error> {
+    send(ws, json!({"type":"join","v":1,"room":room,"name":name})).await?;
+    let m = recv(ws).await?;
+    assert_eq!(m["type"], "joined", "{m}");
+    assert_eq!(m["room"], room, "{m}");
+    Ok(m)
+}
