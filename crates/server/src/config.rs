@@ -25,6 +25,23 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_TURN_LISTEN", default_value = "0.0.0.0:3478")]
     pub turn_listen: SocketAddr,
 
+    /// Address for TURN over TLS (`turns:`), or `off`. Listens only when a
+    /// TLS certificate is configured (`--tls-cert`/`--tls-key` or `--tls-self-signed`).
+    #[arg(long, env = "SWITCHBOARD_TURNS_LISTEN", default_value = "0.0.0.0:5349")]
+    pub turns_listen: Listen,
+
+    /// Also accept TURN over TLS on the HTTPS port, told apart from HTTP
+    /// after the handshake, so one port (443) serves app, signaling and
+    /// relay. Browsers are then given `turns:<host>:<HTTPS port>`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TURNS_ON_HTTPS_PORT",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub turns_on_https_port: bool,
+
     /// TURN realm sent in authentication challenges.
     #[arg(long, env = "SWITCHBOARD_REALM", default_value = "switchboard")]
     pub realm: String,
@@ -174,6 +191,11 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
     pub tls_self_signed: bool,
 
+    /// Check the certificate and key files for changes every this many
+    /// seconds and reload them (SIGHUP reloads at once). 0 = only on SIGHUP.
+    #[arg(long, env = "SWITCHBOARD_TLS_WATCH_INTERVAL", default_value_t = 10)]
+    pub tls_watch_interval: u64,
+
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `switchboard=debug`.
     #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info")]
     pub log: String,
@@ -227,6 +249,8 @@ impl Config {
         }
         merge!(
             turn_listen,
+            turns_listen,
+            turns_on_https_port,
             realm,
             users,
             auth_secret,
@@ -257,6 +281,7 @@ impl Config {
             tls_cert,
             tls_key,
             tls_self_signed,
+            tls_watch_interval,
             log,
         );
         cli.validate()?;
@@ -278,6 +303,31 @@ impl Config {
     /// The static users as (name, password) pairs.
     pub fn static_users(&self) -> impl Iterator<Item = (&str, &str)> {
         self.users.iter().filter_map(|u| u.split_once(':'))
+    }
+}
+
+/// A listening address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct Listen(pub Option<SocketAddr>);
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("off") {
+            return Ok(Listen(None));
+        }
+        s.trim()
+            .parse()
+            .map(|a| Listen(Some(a)))
+            .map_err(|e| format!("expected IP:PORT or off: {e}"))
+    }
+}
+
+impl TryFrom<String> for Listen {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 
@@ -331,6 +381,26 @@ mod tests {
         );
         assert!(!c.allow_loopback_peers);
         assert!(c.auth_secret.is_none());
+        assert_eq!(
+            c.turns_listen,
+            Listen(Some("0.0.0.0:5349".parse().unwrap()))
+        );
+        assert!(c.turns_on_https_port);
+    }
+
+    #[test]
+    fn turns_options() {
+        let c = Config::load_from([
+            "switchboard",
+            "--turns-listen",
+            "off",
+            "--turns-on-https-port",
+            "false",
+        ])
+        .unwrap();
+        assert_eq!(c.turns_listen, Listen(None));
+        assert!(!c.turns_on_https_port);
+        assert!("nonsense".parse::<Listen>().is_err());
     }
 
     #[test]

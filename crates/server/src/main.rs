@@ -1,10 +1,6 @@
 //! The `switchboard` binary: configuration, the STUN/TURN socket driver and
 //! the HTTP server (web app + signaling), in one process.
 
-mod config;
-mod http;
-mod turn_server;
-
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -14,7 +10,8 @@ use anyhow::Context;
 use rand::Rng;
 use tracing_subscriber::EnvFilter;
 
-use config::Config;
+use switchboard::config::Config;
+use switchboard::{http, tls, turn_server};
 
 fn main() -> anyhow::Result<()> {
     let config = Config::load()?;
@@ -130,8 +127,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
         start: Instant::now(),
         start_unix: unix_now(),
     };
+    let tls = tls::load(&config)?.map(Arc::new);
+    let turns = match (&tls, config.turns_listen.0) {
+        (Some(tls), Some(addr)) => Some(turn_server::TlsListen {
+            addr,
+            tls: tls.clone(),
+        }),
+        _ => None,
+    };
     let bound = turn_server::start(
         config.turn_listen,
+        turns,
         worker_count(&config),
         |i| turn_core(&config, &secret, &shared, i),
         limits,
@@ -144,6 +150,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     println!("  STUN  stun:{host}:{port}");
     println!("  TURN  turn:{host}:{port}?transport=udp");
     println!("  TURN  turn:{host}:{port}?transport=tcp");
+    if let Some(tls_addr) = bound.tls {
+        let h = shown_host(tls_addr.ip(), config.public_host.as_deref());
+        println!("  TURN  turns:{h}:{}?transport=tcp", tls_addr.port());
+    }
     if !config.users.is_empty() {
         println!("  static users: {}", config.users.len());
     } else if std::io::stdout().is_terminal() {
@@ -162,12 +172,33 @@ async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         println!("  TURN credentials: ephemeral, handed to browsers by the web app");
     }
-    tracing::info!(udp = %bound.udp, tcp = %bound.tcp, "STUN/TURN listening");
+    tracing::info!(udp = %bound.udp, tcp = %bound.tcp, tls = ?bound.tls, "STUN/TURN listening");
 
+    let http_listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http_listen))?;
+    let share = tls.is_some() && config.turns_on_https_port;
+    let mut turns_port = bound.tls.map(|a| a.port());
+    if share {
+        let a = http_listener.local_addr()?;
+        let h = shown_host(a.ip(), config.public_host.as_deref());
+        println!(
+            "  TURN  turns:{h}:{}?transport=tcp (shares the HTTPS port)",
+            a.port()
+        );
+        turns_port = Some(a.port());
+    }
+    if let Some(tls) = &tls {
+        let interval = std::time::Duration::from_secs(config.tls_watch_interval);
+        tokio::spawn(tls::reload::watch(tls.store.clone(), interval));
+    }
     let config = Arc::new(config);
     let ctx = http::HttpContext {
         config: config.clone(),
         turn_secret: secret.into(),
+        tls,
+        turn_handoff: share.then(|| bound.handoff.clone()),
+        turns_port,
     };
     // Connections get a short grace period after Ctrl-C/SIGTERM, then go.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -179,7 +210,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let _ = rx.wait_for(|s| *s).await;
     };
     tokio::select! {
-        r = http::serve(ctx, stopped(stop_rx.clone())) => r,
+        r = http::serve_on(http_listener, ctx, stopped(stop_rx.clone())) => r,
         () = async {
             stopped(stop_rx).await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;

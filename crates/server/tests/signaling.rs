@@ -6,10 +6,7 @@
 // and `serde_json::Value[key]` yields `Null` for a missing key (no panic).
 #![allow(dead_code, clippy::indexing_slicing)]
 
-#[path = "../src/config.rs"]
-mod config;
-#[path = "../src/http/mod.rs"]
-mod http;
+use switchboard::{config, http};
 mod ws_client;
 
 use std::sync::Arc;
@@ -34,6 +31,9 @@ async fn start(extra: &[&str]) -> Result<u16, Error> {
     let ctx = http::HttpContext {
         config: Arc::new(config),
         turn_secret: Arc::from(SECRET),
+        tls: None,
+        turn_handoff: None,
+        turns_port: None,
     };
     tokio::spawn(http::serve_listener(listener, ctx, std::future::pending()));
     Ok(port)
@@ -47,6 +47,9 @@ async fn start_fast_heartbeat() -> Result<u16, Error> {
     let ctx = http::HttpContext {
         config: Arc::new(config),
         turn_secret: Arc::from(SECRET),
+        tls: None,
+        turn_handoff: None,
+        turns_port: None,
     };
     let hub = signal::HubConfig {
         ping_interval: Duration::from_millis(200),

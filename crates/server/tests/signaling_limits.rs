@@ -11,10 +11,7 @@
 // and `serde_json::Value[key]` yields `Null` for a missing key (no panic).
 #![allow(dead_code, clippy::indexing_slicing)]
 
-#[path = "../src/config.rs"]
-mod config;
-#[path = "../src/http/mod.rs"]
-mod http;
+use switchboard::{config, http};
 mod ws_client;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -43,6 +40,9 @@ async fn start(extra: &[&str]) -> Result<u16, Error> {
     let ctx = http::HttpContext {
         config: Arc::new(config),
         turn_secret: Arc::from("test-secret"),
+        tls: None,
+        turn_handoff: None,
+        turns_port: None,
     };
     tokio::spawn(http::serve_listener(listener, ctx, std::future::pending()));
     Ok(port)
@@ -381,9 +381,13 @@ async fn wss_knows_the_client_address_and_applies_the_limit() -> TestResult {
         "--max-ws-per-ip",
         "1",
     ])?;
+    let tls = switchboard::tls::load(&config)?.map(Arc::new);
     let ctx = http::HttpContext {
         config: Arc::new(config),
         turn_secret: Arc::from("test-secret"),
+        tls,
+        turn_handoff: None,
+        turns_port: None,
     };
     tokio::spawn(http::serve(ctx, std::future::pending()));
 

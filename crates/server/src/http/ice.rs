@@ -14,14 +14,16 @@ pub struct IcePolicy {
     public_host: Option<String>,
     fallback_host: String,
     port: u16,
+    turns_port: Option<u16>,
     external: Vec<String>,
     ttl: u64,
     secret: Vec<u8>,
 }
 
 impl IcePolicy {
-    /// From the configuration and the TURN secret.
-    pub fn new(config: &Config, secret: &str) -> Self {
+    /// From the configuration, the TURN secret and the port of TURN over
+    /// TLS (if served).
+    pub fn new(config: &Config, secret: &str, turns_port: Option<u16>) -> Self {
         let ip = config.turn_listen.ip();
         let fallback_host = if ip.is_unspecified() {
             "127.0.0.1".to_owned()
@@ -32,6 +34,7 @@ impl IcePolicy {
             public_host: config.public_host.clone(),
             fallback_host,
             port: config.turn_listen.port(),
+            turns_port,
             external: config.ice_servers.clone(),
             ttl: config.credential_ttl,
             secret: secret.as_bytes().to_vec(),
@@ -68,6 +71,14 @@ impl IcePolicy {
             .or_else(|| host.and_then(hostname_of))
             .unwrap_or_else(|| self.fallback_host.clone());
         let p = self.port;
+        let mut turn = vec![
+            format!("turn:{host}:{p}?transport=udp"),
+            format!("turn:{host}:{p}?transport=tcp"),
+        ];
+        if let Some(tp) = self.turns_port {
+            // The certificate names the host the page was loaded from.
+            turn.push(format!("turns:{host}:{tp}?transport=tcp"));
+        }
         vec![
             IceServer {
                 urls: vec![format!("stun:{host}:{p}")],
@@ -75,10 +86,7 @@ impl IcePolicy {
                 credential: None,
             },
             IceServer {
-                urls: vec![
-                    format!("turn:{host}:{p}?transport=udp"),
-                    format!("turn:{host}:{p}?transport=tcp"),
-                ],
+                urls: turn,
                 username: Some(cred.username),
                 credential: Some(cred.password),
             },
@@ -145,7 +153,7 @@ mod tests {
             "--ice-server",
             "turns:turn.example.net:5349?transport=tcp",
         ])?;
-        let servers = IcePolicy::new(&config, "shared").servers_for(Some("10.0.0.1:8080"));
+        let servers = IcePolicy::new(&config, "shared", None).servers_for(Some("10.0.0.1:8080"));
         assert_eq!(servers.len(), 2);
         let stun = servers.first().ok_or_else(|| anyhow::anyhow!("stun"))?;
         assert_eq!(stun.urls, vec!["stun:stun.example.net:3478".to_owned()]);
@@ -169,10 +177,15 @@ mod tests {
             "--turn-listen",
             "0.0.0.0:3479",
         ])?;
-        let servers = IcePolicy::new(&config, "s").servers_for(Some("localhost:8080"));
+        let servers = IcePolicy::new(&config, "s", Some(443)).servers_for(Some("localhost:8080"));
         assert_eq!(
             servers.first().map(|s| s.urls.clone()),
             Some(vec!["stun:203.0.113.7:3479".to_owned()])
+        );
+        // TURN over TLS, when served, is on the same host.
+        assert_eq!(
+            servers.get(1).and_then(|s| s.urls.last().cloned()),
+            Some("turns:203.0.113.7:443?transport=tcp".to_owned())
         );
         Ok(())
     }
@@ -181,7 +194,7 @@ mod tests {
     fn builtin_servers_carry_minted_credentials() {
         let mut config = Config::default();
         config.turn_listen = "0.0.0.0:3478".parse().unwrap_or(config.turn_listen);
-        let policy = IcePolicy::new(&config, "s3cret");
+        let policy = IcePolicy::new(&config, "s3cret", None);
         let servers = policy.servers_for(Some("192.0.2.1:8080"));
         assert_eq!(servers.len(), 2);
         let turn = servers.get(1).cloned();

@@ -19,6 +19,7 @@ mod ws;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anyhow::Context;
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -28,6 +29,8 @@ use signal::HubConfig;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::tls::Tls;
+use crate::turn_server::handoff::Handoff;
 use ice::IcePolicy;
 use per_ip::ConnectionsPerIp;
 use ws::Signaling;
@@ -38,6 +41,26 @@ pub struct HttpContext {
     pub config: Arc<Config>,
     /// The secret the TURN server checks ephemeral credentials against.
     pub turn_secret: Arc<str>,
+    /// The certificate, when serving HTTPS.
+    pub tls: Option<Arc<Tls>>,
+    /// Where TURN connections found on the HTTPS port go (port sharing).
+    pub turn_handoff: Option<Handoff>,
+    /// The port browsers are given for TURN over TLS: the HTTPS port when
+    /// it is shared, else the `--turns-listen` port; none without TLS.
+    pub turns_port: Option<u16>,
+}
+
+/// The address of an HTTP client, for counting its WebSockets.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
 }
 
 struct App {
@@ -53,14 +76,39 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = ctx.config.http_listen;
-    let Some(tls) = tls::load(&ctx.config).await? else {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        println!("Switchboard web app: http://{}/", display_addr(addr));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding HTTP on {addr}"))?;
+    serve_on(listener, ctx, shutdown).await
+}
+
+/// Like [`serve`] on an already bound listener.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    ctx: HttpContext,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let Some(tls) = ctx.tls.clone() else {
+        println!(
+            "Switchboard web app: http://{}/",
+            display_addr(listener.local_addr()?)
+        );
         return serve_listener(listener, ctx, shutdown).await;
     };
     let (router, stop) = router(&ctx, hub_config(&ctx));
-    println!("Switchboard web app: https://{}/", display_addr(addr));
-    tls::serve(addr, tls, router, close_sockets_on(shutdown, stop)).await
+    println!(
+        "Switchboard web app: https://{}/",
+        display_addr(listener.local_addr()?)
+    );
+    let handoff = ctx.turn_handoff.clone();
+    tls::serve(
+        listener,
+        tls,
+        handoff,
+        router,
+        close_sockets_on(shutdown, stop),
+    )
+    .await
 }
 
 /// Serves plain HTTP on an already bound listener (used by tests with port 0).
@@ -112,7 +160,7 @@ async fn serve_plain(
     // The client's address is needed to count its WebSockets.
     axum::serve(
         listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+        router.into_make_service_with_connect_info::<ClientAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await?;
@@ -127,7 +175,7 @@ fn router(ctx: &HttpContext, hub: HubConfig) -> (Router, watch::Sender<bool>) {
     tokio::spawn(signaling.clone().run_ticker());
     let app = Arc::new(App {
         signaling,
-        ice: IcePolicy::new(&ctx.config, &ctx.turn_secret),
+        ice: IcePolicy::new(&ctx.config, &ctx.turn_secret, ctx.turns_port),
         ws_per_ip: ConnectionsPerIp::new(ctx.config.max_ws_per_ip),
     });
     let router = Router::new()
@@ -196,7 +244,7 @@ fn host_of(headers: &HeaderMap) -> Option<&str> {
 /// already has `--max-ws-per-ip` of them open (then 429, before upgrading).
 async fn websocket(
     State(app): State<Arc<App>>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {

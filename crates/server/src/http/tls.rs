@@ -1,175 +1,153 @@
-//! HTTPS/WSS: browsers grant camera and microphone only on HTTPS (or
-//! localhost). `--tls-cert`/`--tls-key` load a PEM chain and key;
-//! `--tls-self-signed` generates a certificate at start (rcgen) for LAN use and
-//! prints its SHA-256 fingerprint so users can check the browser's warning.
-//!
-//! ALPN offers only HTTP/1.1: the signaling WebSocket uses the HTTP/1.1
-//! upgrade.
+//! HTTPS/WSS, and the shared port: browsers grant camera and microphone
+//! only on HTTPS (or localhost), and restrictive networks often let only
+//! TCP 443 out. Each connection's TLS handshake runs here; then its ALPN
+//! offer or first bytes ([`crate::tls::demux`]) say whether it is HTTP,
+//! served by axum, or TURN, handed whole to a TURN worker.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum_server::tls_rustls::RustlsConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use sha2::{Digest, Sha256};
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
 
-use crate::config::Config;
+use super::ClientAddr;
+use crate::tls::demux::{self, Prefixed, Protocol};
+use crate::tls::{Alpn, Tls};
+use crate::turn_server::TLS_HANDSHAKE_TIMEOUT;
+use crate::turn_server::handoff::{Handoff, MovableTcp, TlsConnection};
 
-/// A loaded TLS configuration.
-pub struct Tls {
-    config: RustlsConfig,
+/// Handshakes in progress at once; connections beyond wait in the kernel's
+/// accept queue.
+const MAX_HANDSHAKES: usize = 1024;
+
+/// An HTTP connection after its handshake and protocol check.
+pub type HttpsStream = Prefixed<TlsConnection>;
+
+/// The HTTP connections of the TLS port, for axum.
+pub struct HttpsListener {
+    local: SocketAddr,
+    accepted: mpsc::Receiver<(HttpsStream, SocketAddr)>,
 }
 
-/// Loads or generates the certificate, if the configuration asks for TLS.
-pub async fn load(config: &Config) -> anyhow::Result<Option<Tls>> {
-    let (certs, key) = match (&config.tls_cert, &config.tls_key, config.tls_self_signed) {
-        (Some(cert), Some(key), _) => {
-            let certs = CertificateDer::pem_file_iter(cert)
-                .with_context(|| format!("reading --tls-cert {}", cert.display()))?
-                .collect::<Result<Vec<_>, _>>()
-                .with_context(|| format!("parsing --tls-cert {}", cert.display()))?;
-            anyhow::ensure!(
-                !certs.is_empty(),
-                "--tls-cert {}: no certificate",
-                cert.display()
-            );
-            let key = PrivateKeyDer::from_pem_file(key)
-                .with_context(|| format!("reading --tls-key {}", key.display()))?;
-            if let Some(first) = certs.first() {
-                println!(
-                    "TLS certificate SHA-256 fingerprint: {}",
-                    fingerprint(first)
-                );
-            }
-            (certs, key)
+impl axum::serve::Listener for HttpsListener {
+    type Io = HttpsStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.accepted.recv().await {
+            Some(accepted) => accepted,
+            // The acceptor stopped: no more connections, ever.
+            None => std::future::pending().await,
         }
-        (None, None, true) => {
-            let (cert, key) = self_signed(config)?;
-            println!(
-                "TLS: self-signed certificate; browsers will warn once. Check its SHA-256 fingerprint:\n  {}",
-                fingerprint(&cert)
-            );
-            (vec![cert], key)
-        }
-        (None, None, false) => return Ok(None),
-        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("TLS certificate and key do not match or are unsupported")?;
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Some(Tls {
-        config: RustlsConfig::from_config(Arc::new(server)),
-    }))
-}
-
-/// A self-signed certificate for `localhost`, loopback, the listen address
-/// and `--public-host`.
-fn self_signed(
-    config: &Config,
-) -> anyhow::Result<(CertificateDer<'static>, PrivateKeyDer<'static>)> {
-    let mut names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ];
-    let ip = config.http_listen.ip();
-    if !ip.is_unspecified() && !ip.is_loopback() {
-        names.push(ip.to_string());
     }
-    if let Some(host) = &config.public_host {
-        names.push(host.clone());
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local)
     }
-    let certified = rcgen::generate_simple_self_signed(names).context("generating certificate")?;
-    let cert = certified.cert.der().clone();
-    let key = PrivateKeyDer::try_from(certified.signing_key.serialize_der())
-        .map_err(|e| anyhow::anyhow!("generated key: {e}"))?;
-    Ok((cert, key))
 }
 
-/// `AB:CD:…` SHA-256 of a DER certificate, as browsers show it.
-fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    Sha256::digest(cert.as_ref())
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+impl Connected<IncomingStream<'_, HttpsListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, HttpsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
 }
 
-/// Serves HTTPS until `shutdown` resolves, then lets open requests finish
-/// for up to 5 s.
+/// Serves HTTPS (and, with `turn`, TURN over TLS) on `listener` until
+/// `shutdown` resolves, then lets open requests finish.
 pub async fn serve(
-    addr: SocketAddr,
-    tls: Tls,
+    listener: TcpListener,
+    tls: Arc<Tls>,
+    turn: Option<Handoff>,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stopper.graceful_shutdown(Some(Duration::from_secs(5)));
-    });
-    axum_server::bind_rustls(addr, tls.config)
-        .handle(handle)
+    let local = listener.local_addr()?;
+    let (tx, accepted) = mpsc::channel(64);
+    tokio::spawn(accept_loop(listener, tls, turn, tx));
+    axum::serve(
+        HttpsListener { local, accepted },
         // The client's address is needed to count its WebSockets.
-        .serve(router.into_make_service_with_connect_info::<SocketAddr>())
-        .await
-        .with_context(|| format!("serving HTTPS on {addr}"))?;
-    Ok(())
+        router.into_make_service_with_connect_info::<ClientAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .with_context(|| format!("serving HTTPS on {local}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn self_signed_certificate_and_fingerprint() -> anyhow::Result<()> {
-        let config = Config::default();
-        let (cert, key) = self_signed(&config)?;
-        let fp = fingerprint(&cert);
-        assert_eq!(fp.len(), 32 * 3 - 1);
-        assert!(fp.bytes().all(|b| b == b':' || b.is_ascii_hexdigit()));
-        // The pair is usable by rustls.
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(vec![cert], key)?;
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn loads_pem_files_and_refuses_garbage() -> anyhow::Result<()> {
-        let dir = std::env::temp_dir().join(format!("switchboard-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
-        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        std::fs::write(&cert, certified.cert.pem())?;
-        std::fs::write(&key, certified.signing_key.serialize_pem())?;
-        let args = |c: &std::path::Path, k: &std::path::Path| {
-            Config::load_from([
-                "switchboard".to_owned(),
-                "--tls-cert".to_owned(),
-                c.display().to_string(),
-                "--tls-key".to_owned(),
-                k.display().to_string(),
-            ])
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Arc<Tls>,
+    turn: Option<Handoff>,
+    http: mpsc::Sender<(HttpsStream, SocketAddr)>,
+) {
+    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    loop {
+        let permit = tokio::select! {
+            p = handshakes.clone().acquire_owned() => p,
+            () = http.closed() => return,
         };
-        assert!(load(&args(&cert, &key)?).await?.is_some());
-        // A key file holding a certificate is refused with an error, not a panic.
-        assert!(load(&args(&cert, &cert)?).await.is_err());
-        assert!(load(&args(&dir.join("missing.pem"), &key)?).await.is_err());
-        assert!(load(&Config::default()).await?.is_none());
-        std::fs::remove_dir_all(&dir)?;
-        Ok(())
+        let Ok(permit) = permit else { return };
+        let (stream, client) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("HTTPS accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = http.closed() => return,
+        };
+        let Ok(server) = stream.local_addr() else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (tls, turn, http) = (tls.clone(), turn.clone(), http.clone());
+        tokio::spawn(async move {
+            let accepted = tokio::time::timeout(
+                TLS_HANDSHAKE_TIMEOUT,
+                handshake(&tls, MovableTcp::Attached(stream), turn.is_some()),
+            )
+            .await;
+            drop(permit);
+            let (stream, protocol, prefix) = match accepted {
+                Ok(Ok(accepted)) => accepted,
+                Ok(Err(e)) => return tracing::debug!(%client, "TLS handshake failed: {e}"),
+                Err(_) => return tracing::debug!(%client, "TLS handshake timed out"),
+            };
+            match (protocol, turn) {
+                (Protocol::Turn, Some(turn)) => {
+                    if let Err(e) = turn.send(stream, client, server, prefix) {
+                        tracing::debug!(%client, "TURN/TLS connection dropped: {e}");
+                    }
+                }
+                _ => {
+                    let _ = http.send((Prefixed::new(prefix, stream), client)).await;
+                }
+            }
+        });
     }
+}
+
+/// The handshake and the protocol check. Without TURN sharing every
+/// connection is HTTP and nothing is read ahead.
+async fn handshake(
+    tls: &Tls,
+    stream: MovableTcp,
+    share_turn: bool,
+) -> io::Result<(TlsConnection, Protocol, Vec<u8>)> {
+    let (mut stream, alpn) = tls.accept(stream, true).await?;
+    let (protocol, prefix) = match alpn {
+        Alpn::Http => (Protocol::Http, Vec::new()),
+        Alpn::Turn if share_turn => (Protocol::Turn, Vec::new()),
+        Alpn::Turn => return Err(io::Error::other("TURN is not served on this port")),
+        Alpn::None if share_turn => demux::sniff(&mut stream).await?,
+        Alpn::None => (Protocol::Http, Vec::new()),
+    };
+    Ok((stream, protocol, prefix))
 }

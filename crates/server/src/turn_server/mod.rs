@@ -2,16 +2,22 @@
 //! sans-IO [`turn::Server`] and sends what it returns.
 //!
 //! One worker thread per core. Each runs a single-threaded runtime and owns
-//! a core, a UDP and a TCP listener on `--turn-listen` (SO_REUSEPORT: the
-//! kernel spreads clients over workers by their address), and the relay
+//! a core, a UDP and a TCP listener on `--turn-listen` and a TLS listener on
+//! `--turns-listen` (SO_REUSEPORT: the kernel spreads clients over workers
+//! by their address), the TURN connections the shared HTTPS port hands it
+//! (`handoff.rs`), and the relay
 //! sockets of the allocations it made. A packet never crosses threads and
 //! takes no lock; workers share only the quota ledger (touched on Allocate)
 //! and the nonce key. Relayed data is sent with non-blocking syscalls (a
 //! full socket buffer drops the datagram, as UDP may).
 
+pub mod handoff;
 mod tcp;
+mod tls;
 mod udp;
 mod worker;
+
+pub use tls::HANDSHAKE_TIMEOUT as TLS_HANDSHAKE_TIMEOUT;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -32,13 +38,25 @@ pub struct DriverLimits {
     pub max_tcp_per_ip: usize,
 }
 
-/// Addresses the service listens on.
-#[derive(Debug, Clone, Copy)]
+/// Addresses the service listens on, and the way in for connections
+/// accepted elsewhere.
 pub struct Bound {
     /// UDP listener.
     pub udp: SocketAddr,
     /// TCP listener.
     pub tcp: SocketAddr,
+    /// TURN-over-TLS listener, if on.
+    pub tls: Option<SocketAddr>,
+    /// Hands TURN connections found on the shared HTTPS port to a worker.
+    pub handoff: handoff::Handoff,
+}
+
+/// The TURN-over-TLS listener: where, and with which certificate.
+pub struct TlsListen {
+    /// `--turns-listen`.
+    pub addr: SocketAddr,
+    /// The certificate and configurations.
+    pub tls: Arc<crate::tls::Tls>,
 }
 
 /// TCP connections per client IP, across workers (touched on accept and close).
@@ -59,6 +77,7 @@ fn reuseport_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Res
 /// makes worker `i`'s core.
 pub fn start(
     listen: SocketAddr,
+    turns: Option<TlsListen>,
     workers: usize,
     core: impl Fn(usize) -> Server,
     limits: DriverLimits,
@@ -69,6 +88,28 @@ pub fn start(
         // refuse instead, as a plain bind would.
         drop(std::net::UdpSocket::bind(listen)?);
         drop(std::net::TcpListener::bind(listen)?);
+    }
+    let mut tls_listeners = Vec::with_capacity(workers);
+    let mut tls_addr = None;
+    if let Some(TlsListen { addr, tls }) = &turns {
+        if addr.port() != 0 {
+            drop(
+                std::net::TcpListener::bind(addr)
+                    .with_context(|| format!("binding TURN over TLS on {addr}"))?,
+            );
+        }
+        let mut addr = *addr;
+        for _ in 0..workers {
+            let s = reuseport_socket(addr, Type::STREAM, Protocol::TCP)
+                .with_context(|| format!("binding TURN over TLS on {addr}"))?;
+            s.listen(1024)?;
+            addr = s
+                .local_addr()?
+                .as_socket()
+                .context("TLS listener has no address")?;
+            tls_listeners.push(Some((std::net::TcpListener::from(s), tls.clone())));
+        }
+        tls_addr = Some(addr);
     }
     let mut sockets = Vec::with_capacity(workers);
     let mut addr = listen;
@@ -89,13 +130,22 @@ pub fn start(
         ));
     }
     let tcp_counts: TcpCounts = Arc::default();
+    let mut handoffs = Vec::with_capacity(workers);
     for (i, (udp, tcp)) in sockets.into_iter().enumerate() {
         let server = core(i);
         let counts = tcp_counts.clone();
+        let (to_worker, handoff) = handoff::channel();
+        handoffs.push(to_worker);
+        let sockets = worker::Sockets {
+            udp,
+            tcp,
+            tls: tls_listeners.get_mut(i).and_then(Option::take),
+            handoff,
+        };
         std::thread::Builder::new()
             .name(format!("turn-worker-{i}"))
             .spawn(move || {
-                if let Err(e) = worker::run(server, udp, tcp, limits, counts) {
+                if let Err(e) = worker::run(server, sockets, limits, counts) {
                     tracing::error!("TURN worker {i} stopped: {e:#}");
                 }
             })?;
@@ -103,5 +153,7 @@ pub fn start(
     Ok(Bound {
         udp: addr,
         tcp: addr,
+        tls: tls_addr,
+        handoff: handoff::Handoff::new(handoffs),
     })
 }

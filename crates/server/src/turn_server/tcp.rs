@@ -1,13 +1,14 @@
 //! TCP: clients speak STUN and ChannelData over a stream, framed as
 //! RFC 8656 §11.5 says (STUN by its length; ChannelData padded to 4 bytes).
-//! The allocation of a connection ends with it.
+//! The allocation of a connection ends with it. The same connection loop
+//! serves TURN over TLS (see `tls.rs`) on the decrypted stream.
 
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use turn::channel_data::frame_len;
 use turn::{FiveTuple, Transport};
@@ -27,7 +28,17 @@ pub(super) async fn serve(worker: Rc<Worker>, listener: TcpListener) {
                 };
                 let worker = worker.clone();
                 tokio::task::spawn_local(async move {
-                    connection(worker, stream).await;
+                    let (Ok(client), Ok(server)) = (stream.peer_addr(), stream.local_addr()) else {
+                        return;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let ft = FiveTuple {
+                        transport: Transport::Tcp,
+                        client,
+                        server,
+                    };
+                    let (rd, wr) = stream.into_split();
+                    connection(worker, rd, wr, ft, Vec::new()).await;
                     drop(slot);
                 });
             }
@@ -40,13 +51,13 @@ pub(super) async fn serve(worker: Rc<Worker>, listener: TcpListener) {
 }
 
 /// One of the per-IP connection slots, given back on drop.
-struct ConnectionSlot {
+pub(super) struct ConnectionSlot {
     counts: super::TcpCounts,
     ip: IpAddr,
 }
 
 impl ConnectionSlot {
-    fn take(worker: &Worker, ip: IpAddr) -> Option<ConnectionSlot> {
+    pub(super) fn take(worker: &Worker, ip: IpAddr) -> Option<ConnectionSlot> {
         let mut counts = worker.tcp_counts.lock().unwrap_or_else(|e| e.into_inner());
         let n = counts.entry(ip).or_insert(0);
         if *n >= worker.limits.max_tcp_per_ip {
@@ -72,32 +83,51 @@ impl Drop for ConnectionSlot {
     }
 }
 
-async fn connection(worker: Rc<Worker>, stream: TcpStream) {
-    let (Ok(client), Ok(server)) = (stream.peer_addr(), stream.local_addr()) else {
-        return;
-    };
-    let _ = stream.set_nodelay(true);
-    let ft = FiveTuple {
-        transport: Transport::Tcp,
-        client,
-        server,
-    };
-    let (mut rd, mut wr) = stream.into_split();
+/// Serves one stream connection until it closes or idles out. `initial`:
+/// bytes already read from it (by the TLS port's protocol check).
+pub(super) async fn connection<R, W>(
+    worker: Rc<Worker>,
+    mut rd: R,
+    mut wr: W,
+    ft: FiveTuple,
+    initial: Vec<u8>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + 'static,
+{
+    let client = ft.client;
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
     worker.shared().tcp.insert(ft, tx);
-    let writer = tokio::spawn(async move {
+    let writer = tokio::task::spawn_local(async move {
         while let Some(frame) = rx.recv().await {
             if wr.write_all(&frame).await.is_err() {
-                break;
+                return;
+            }
+            // Write what else is queued, then flush once (a TLS record
+            // per batch, not per frame).
+            while let Ok(frame) = rx.try_recv() {
+                if wr.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+            if wr.flush().await.is_err() {
+                return;
             }
         }
+        let _ = wr.shutdown().await;
     });
 
-    let mut buf = vec![0u8; 4096];
-    let mut filled = 0;
-    let idle = worker.limits.tcp_idle_timeout;
+    let mut filled = initial.len();
+    let mut buf = initial;
+    buf.resize(filled.max(4096), 0);
     let mut last_frame = Instant::now();
-    'read: loop {
+    let idle = worker.limits.tcp_idle_timeout;
+    loop {
+        match frames(&worker, ft, &mut buf, &mut filled) {
+            Frames::Some => last_frame = Instant::now(),
+            Frames::None => {}
+            Frames::Malformed => break,
+        }
         if filled == buf.len() {
             // frame_len bounds a frame to 64 KiB + 20, so this stays bounded.
             buf.resize(buf.len() * 2, 0);
@@ -115,33 +145,10 @@ async fn connection(worker: Rc<Worker>, stream: TcpStream) {
                     last_frame = Instant::now();
                     continue;
                 }
-                tracing::debug!(%client, "closing idle TURN TCP connection");
+                tracing::debug!(%client, "closing idle TURN stream connection");
                 break;
             }
         }
-        let now = Instant::now();
-        let mut start = 0;
-        let mut shared = worker.shared();
-        loop {
-            let Some(pending) = buf.get(start..filled) else {
-                break 'read;
-            };
-            match frame_len(pending) {
-                Ok(Some(len)) => {
-                    if let Some(frame) = pending.get(..len) {
-                        worker.client_packet(&mut shared, now, ft, frame);
-                    }
-                    start += len;
-                    last_frame = now;
-                }
-                Ok(None) => break,
-                Err(_) => break 'read,
-            }
-        }
-        worker.flush(&mut shared);
-        drop(shared);
-        buf.copy_within(start..filled, 0);
-        filled -= start;
     }
     let mut shared = worker.shared();
     shared.tcp.remove(&ft);
@@ -149,4 +156,50 @@ async fn connection(worker: Rc<Worker>, stream: TcpStream) {
     worker.flush(&mut shared);
     drop(shared);
     writer.abort();
+}
+
+/// What [`frames`] found.
+enum Frames {
+    /// At least one complete message, handled.
+    Some,
+    /// No complete message yet.
+    None,
+    /// Bytes that are neither STUN nor ChannelData: the stream is lost.
+    Malformed,
+}
+
+/// Handles the complete messages in `buf[..filled]` and moves the rest to
+/// the front.
+fn frames(worker: &Rc<Worker>, ft: FiveTuple, buf: &mut [u8], filled: &mut usize) -> Frames {
+    let now = Instant::now();
+    let mut start = 0;
+    let mut found = Frames::None;
+    let mut shared = worker.shared();
+    loop {
+        let Some(pending) = buf.get(start..*filled) else {
+            found = Frames::Malformed;
+            break;
+        };
+        match frame_len(pending) {
+            Ok(Some(len)) => {
+                if let Some(frame) = pending.get(..len) {
+                    worker.client_packet(&mut shared, now, ft, frame);
+                }
+                start += len;
+                found = Frames::Some;
+            }
+            Ok(None) => break,
+            Err(_) => {
+                found = Frames::Malformed;
+                break;
+            }
+        }
+    }
+    worker.flush(&mut shared);
+    drop(shared);
+    if start > 0 {
+        buf.copy_within(start..*filled, 0);
+        *filled -= start;
+    }
+    found
 }

@@ -6,6 +6,7 @@ use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
@@ -13,8 +14,10 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use turn::{Event, FiveTuple, Server, Transport};
 
+use super::handoff::HandedOff;
 use super::udp::{self, Listener};
 use super::{DriverLimits, TcpCounts};
+use crate::tls::Tls;
 
 /// A bound relay socket and the task reading it.
 pub(super) struct RelaySocket {
@@ -92,14 +95,29 @@ impl Worker {
     }
 }
 
+/// What a worker listens on.
+pub(super) struct Sockets {
+    pub(super) udp: std::net::UdpSocket,
+    pub(super) tcp: std::net::TcpListener,
+    /// The `--turns-listen` socket and the TLS configuration, if on.
+    pub(super) tls: Option<(std::net::TcpListener, Arc<Tls>)>,
+    /// TURN connections handed over from the shared HTTPS port.
+    pub(super) handoff: mpsc::Receiver<HandedOff>,
+}
+
 /// Runs a worker on the current thread until the process ends.
 pub(super) fn run(
     core: Server,
-    udp: std::net::UdpSocket,
-    tcp: std::net::TcpListener,
+    sockets: Sockets,
     limits: DriverLimits,
     tcp_counts: TcpCounts,
 ) -> anyhow::Result<()> {
+    let Sockets {
+        udp,
+        tcp,
+        tls,
+        handoff,
+    } = sockets;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -118,6 +136,11 @@ pub(super) fn run(
             tcp_counts,
         });
         tokio::task::spawn_local(super::tcp::serve(worker.clone(), tcp));
+        if let Some((listener, tls)) = tls {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            tokio::task::spawn_local(super::tls::serve(worker.clone(), listener, tls));
+        }
+        tokio::task::spawn_local(super::tls::receive(worker.clone(), handoff));
         tokio::task::spawn_local(timers(worker.clone()));
         udp::serve(worker).await;
         Ok(())

@@ -1,0 +1,14 @@
+//! Switchboard's server: the parts the `switchboard` binary (`main.rs`)
+//! puts together, as a library so integration tests drive the same code.
+//!
+//! - [`config`]: flags, environment and TOML file.
+//! - [`turn_server`]: the STUN/TURN socket driver around the sans-IO
+//!   `turn` core (UDP, TCP, TLS; one worker per core).
+//! - [`http`]: web app, signaling WebSocket and ICE server API over HTTP(S),
+//!   and the shared TLS port.
+//! - [`tls`]: certificates, their reload, and telling TURN from HTTP.
+
+pub mod config;
+pub mod http;
+pub mod tls;
+pub mod turn_server;
