@@ -14,8 +14,11 @@ export async function startServer(args, ready = /web app: (\S+)/, ports = null) 
   if (!bin) throw new Error('SWITCHBOARD_BIN is not set (run through e2e/run)');
   const [httpPort, turnPort] = ports
     ?? execFileSync(process.execPath, [freePorts]).toString().trim().split(' ').map(Number);
+  // TURN over TLS (on with a certificate) on a port of its own choosing
+  // unless the test says otherwise, so parallel servers never collide on 5349.
+  const turns = args.includes('--turns-listen') ? [] : ['--turns-listen', '127.0.0.1:0'];
   const child = spawn(bin, ['--http-listen', `127.0.0.1:${httpPort}`, '--turn-listen', `127.0.0.1:${turnPort}`,
-    '--allow-loopback-peers', '--log', 'warn', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--allow-loopback-peers', '--log', 'warn', ...turns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   child.stderr.on('data', (d) => { out += d; });

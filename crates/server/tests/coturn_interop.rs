@@ -2,7 +2,8 @@
 //! `turnutils_stunclient` against the STUN server, and `turnutils_uclient`
 //! relaying through Switchboard to a `turnutils_peer` echo — over UDP and
 //! TCP, with ChannelData and with Send indications, with a static user and
-//! with ephemeral (`-W secret`) credentials.
+//! with ephemeral (`-W secret`) credentials; and over TLS (`-S`), on the
+//! `--turns-listen` port and on the HTTPS port it shares.
 //!
 //! coturn's tools come from Debian's `coturn` package (scripts/test installs it).
 
@@ -71,13 +72,22 @@ fn loss(output: &str) -> (u64, u64, u64) {
 
 /// Relays `-m 4` clients × 200 messages of 100 bytes through the server.
 fn relay(extra: &[&str], credentials: &[&str]) {
-    let sb = server();
+    relay_to(&server(), |sb| sb.turn.port(), extra, credentials);
+}
+
+/// Like [`relay`], through `sb` on the port `port` picks.
+fn relay_to(
+    sb: &Switchboard,
+    port: impl Fn(&Switchboard) -> u16,
+    extra: &[&str],
+    credentials: &[&str],
+) {
     let (_peer, peer_port) = echo_peer();
     let mut cmd = Command::new("turnutils_uclient");
     cmd.args(extra)
         .args(credentials)
         .args(["-e", "127.0.0.1", "-r", &peer_port.to_string()])
-        .args(["-p", &sb.turn.port().to_string()])
+        .args(["-p", &port(sb).to_string()])
         .args(["-m", "4", "-n", "200", "-l", "100", "-z", "5", "-c"])
         .arg("127.0.0.1");
     let out = run_with_timeout(&mut cmd, Duration::from_secs(120));
@@ -117,6 +127,37 @@ fn udp_channel_data_ephemeral() {
 #[test]
 fn tcp_send_indication_ephemeral() {
     relay(&["-t", "-s"], EPHEMERAL);
+}
+
+fn tls_server() -> Switchboard {
+    Switchboard::start(&[
+        "--allow-loopback-peers",
+        "--user",
+        "alice:wonderland",
+        "--tls-self-signed",
+        "--turns-listen",
+        "127.0.0.1:0",
+    ])
+}
+
+#[test]
+fn tls_channel_data_on_the_turns_port() {
+    let sb = tls_server();
+    let port = |sb: &Switchboard| sb.turns_port("").expect("a turns: URL in the banner");
+    relay_to(&sb, port, &["-S", "-t"], STATIC);
+}
+
+#[test]
+fn tls_send_indication_on_the_shared_https_port() {
+    let sb = tls_server();
+    let port = |sb: &Switchboard| {
+        let p = sb
+            .turns_port("shares the HTTPS port")
+            .expect("a shared turns: URL in the banner");
+        assert_eq!(p, sb.http.port());
+        p
+    };
+    relay_to(&sb, port, &["-S", "-t", "-s"], STATIC);
 }
 
 #[test]

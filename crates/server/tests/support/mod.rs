@@ -15,6 +15,8 @@ pub struct Switchboard {
     pub turn: SocketAddr,
     /// HTTP address.
     pub http: SocketAddr,
+    /// What the server printed up to its "web app" line (URLs, fingerprint).
+    pub banner: Vec<String>,
 }
 
 /// A loopback port free for both UDP and TCP right now.
@@ -50,15 +52,37 @@ impl Switchboard {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("web app") {
-                    let _ = tx.send(());
-                }
+                let _ = tx.send(line);
             }
         });
-        let server = Switchboard { child, turn, http };
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("switchboard did not start within 20 s");
+        let mut server = Switchboard {
+            child,
+            turn,
+            http,
+            banner: Vec::new(),
+        };
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("switchboard did not start within 20 s");
+            let done = line.starts_with("Switchboard web app");
+            server.banner.push(line);
+            if done {
+                break;
+            }
+        }
         server
+    }
+
+    /// The port of the first printed `turns:` URL whose line contains `note`.
+    pub fn turns_port(&self, note: &str) -> Option<u16> {
+        self.banner
+            .iter()
+            .filter(|l| l.contains(note))
+            .find_map(|l| l.split("turns:").nth(1))
+            .and_then(|rest| rest.split('?').next())
+            .and_then(|hostport| hostport.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
     }
 }
 
