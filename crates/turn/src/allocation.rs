@@ -1,5 +1,10 @@
 //! One allocation's state: relayed address, lifetime, permissions and
 //! channel bindings (RFC 8656 §6, §9, §12). Plain data; the server decides.
+//!
+//! Memory: most allocations on a busy server are idle or have not installed
+//! a permission yet, so the permission and channel tables live behind one
+//! pointer that is allocated on the first permission (an idle allocation
+//! does not pay for three empty tables).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -38,17 +43,24 @@ pub struct Allocation {
     pub username: Box<str>,
     /// The long-term key derived once when the allocation was created.
     pub key: Key,
-    /// Per-peer-IP permission expiry.
-    pub permissions: HashMap<IpAddr, Instant>,
-    /// Channel number → binding.
-    pub channels: HashMap<u16, Channel>,
-    /// Peer address → channel number.
-    pub channel_of_peer: HashMap<SocketAddr, u16>,
+    /// Permissions and channels, allocated with the first permission.
+    peers: Option<Box<PeerTables>>,
     /// Relay budget when a per-allocation bandwidth limit is set.
     pub bandwidth: crate::rate_limit::TokenBucket,
     /// The transaction id of the Allocate request that created this
     /// allocation, so that a retransmission gets the same success (RFC 8656 §7.2).
     pub allocate_tid: stun::TransactionId,
+}
+
+/// An allocation's permissions and channel bindings.
+#[derive(Debug, Default)]
+struct PeerTables {
+    /// Per-peer-IP permission expiry.
+    permissions: HashMap<IpAddr, Instant>,
+    /// Channel number → binding.
+    channels: HashMap<u16, Channel>,
+    /// Peer address → channel number.
+    channel_of_peer: HashMap<SocketAddr, u16>,
 }
 
 /// Why a ChannelBind is refused (all map to 400, RFC 8656 §12.2).
@@ -61,32 +73,123 @@ pub enum BindError {
 }
 
 impl Allocation {
+    /// A new allocation without permissions or channels.
+    pub fn new(
+        relay: SocketAddr,
+        advertised: SocketAddr,
+        expires: Instant,
+        username: Box<str>,
+        key: Key,
+        bandwidth: crate::rate_limit::TokenBucket,
+        allocate_tid: stun::TransactionId,
+    ) -> Self {
+        Allocation {
+            relay,
+            advertised,
+            expires,
+            username,
+            key,
+            peers: None,
+            bandwidth,
+            allocate_tid,
+        }
+    }
+
+    fn peers_mut(&mut self) -> &mut PeerTables {
+        self.peers.get_or_insert_with(Box::default)
+    }
+
     /// True if a permission for the peer's IP is installed at `now`.
     pub fn permits(&self, peer: IpAddr, now: Instant) -> bool {
-        self.permissions.get(&peer).is_some_and(|&e| e > now)
+        self.peers
+            .as_ref()
+            .and_then(|p| p.permissions.get(&peer))
+            .is_some_and(|&e| e > now)
+    }
+
+    /// True if the permission table has an entry for `peer` (live or not yet swept).
+    pub fn has_permission_entry(&self, peer: IpAddr) -> bool {
+        self.peers
+            .as_ref()
+            .is_some_and(|p| p.permissions.contains_key(&peer))
+    }
+
+    /// Entries in the permission table (live or not yet swept).
+    pub fn permission_count(&self) -> usize {
+        self.peers.as_ref().map_or(0, |p| p.permissions.len())
+    }
+
+    /// True if `channel` is bound or cooling down.
+    pub fn has_channel_entry(&self, channel: u16) -> bool {
+        self.peers
+            .as_ref()
+            .is_some_and(|p| p.channels.contains_key(&channel))
+    }
+
+    /// Channels bound or cooling down.
+    pub fn channel_count(&self) -> usize {
+        self.peers.as_ref().map_or(0, |p| p.channels.len())
     }
 
     /// Installs or refreshes a permission (RFC 8656 §9.2).
     pub fn add_permission(&mut self, peer: IpAddr, now: Instant) {
-        self.permissions.insert(peer, now + PERMISSION_LIFETIME);
+        self.peers_mut()
+            .permissions
+            .insert(peer, now + PERMISSION_LIFETIME);
     }
 
     /// The live channel bound to `peer`.
     pub fn channel_for_peer(&self, peer: SocketAddr, now: Instant) -> Option<u16> {
-        let n = *self.channel_of_peer.get(&peer)?;
-        let ch = self.channels.get(&n)?;
+        let p = self.peers.as_deref()?;
+        let n = *p.channel_of_peer.get(&peer)?;
+        let ch = p.channels.get(&n)?;
         (ch.expires > now).then_some(n)
     }
 
     /// The peer of a live channel.
     pub fn peer_for_channel(&self, channel: u16, now: Instant) -> Option<SocketAddr> {
-        let ch = self.channels.get(&channel)?;
+        let ch = self.peers.as_deref()?.channels.get(&channel)?;
         (ch.expires > now).then_some(ch.peer)
     }
 
     /// Binds or refreshes `channel` to `peer` (RFC 8656 §12.2), also
     /// installing a permission for the peer's IP.
     pub fn bind_channel(
+        &mut self,
+        channel: u16,
+        peer: SocketAddr,
+        now: Instant,
+    ) -> Result<(), BindError> {
+        self.peers_mut().bind_channel(channel, peer, now)?;
+        self.add_permission(peer.ip(), now);
+        Ok(())
+    }
+
+    /// Drops expired permissions and channels past their cooldown; the
+    /// tables go when they are empty.
+    pub fn sweep(&mut self, now: Instant) {
+        if let Some(p) = &mut self.peers {
+            p.sweep(now);
+            if p.permissions.is_empty() && p.channels.is_empty() {
+                self.peers = None;
+            }
+        }
+    }
+
+    /// The earliest instant at which [`Allocation::sweep`] has work to do,
+    /// or the allocation itself expires.
+    pub fn next_deadline(&self) -> Instant {
+        let Some(p) = self.peers.as_deref() else {
+            return self.expires;
+        };
+        let perm = p.permissions.values().copied();
+        let chan = p.channels.values().map(|c| c.expires + CHANNEL_COOLDOWN);
+        perm.chain(chan).fold(self.expires, Instant::min)
+    }
+}
+
+impl PeerTables {
+    fn bind_channel(
         &mut self,
         channel: u16,
         peer: SocketAddr,
@@ -122,12 +225,10 @@ impl Allocation {
         {
             self.channels.remove(&old);
         }
-        self.add_permission(peer.ip(), now);
         Ok(())
     }
 
-    /// Drops expired permissions and channels past their cooldown.
-    pub fn sweep(&mut self, now: Instant) {
+    fn sweep(&mut self, now: Instant) {
         self.permissions.retain(|_, e| *e > now);
         let mut gone = Vec::new();
         self.channels.retain(|_, ch| {
@@ -141,14 +242,6 @@ impl Allocation {
             self.channel_of_peer.remove(&peer);
         }
     }
-
-    /// The earliest instant at which [`Allocation::sweep`] has work to do,
-    /// or the allocation itself expires.
-    pub fn next_deadline(&self) -> Instant {
-        let perm = self.permissions.values().copied();
-        let chan = self.channels.values().map(|c| c.expires + CHANNEL_COOLDOWN);
-        perm.chain(chan).fold(self.expires, Instant::min)
-    }
 }
 
 #[cfg(test)]
@@ -156,24 +249,21 @@ mod tests {
     use super::*;
 
     fn alloc(now: Instant) -> Allocation {
-        Allocation {
-            relay: "127.0.0.1:50000".parse().unwrap(),
-            advertised: "127.0.0.1:50000".parse().unwrap(),
-            expires: now + Duration::from_secs(600),
-            username: "u".into(),
-            key: Key::md5([0; 16]),
-            permissions: HashMap::new(),
-            channels: HashMap::new(),
-            channel_of_peer: HashMap::new(),
-            bandwidth: crate::rate_limit::TokenBucket::full(
+        Allocation::new(
+            "127.0.0.1:50000".parse().unwrap(),
+            "127.0.0.1:50000".parse().unwrap(),
+            now + Duration::from_secs(600),
+            "u".into(),
+            Key::md5([0; 16]),
+            crate::rate_limit::TokenBucket::full(
                 crate::rate_limit::Rate {
                     per_second: 0.0,
                     burst: 0.0,
                 },
                 0,
             ),
-            allocate_tid: stun::TransactionId([0; 12]),
-        }
+            stun::TransactionId([0; 12]),
+        )
     }
 
     #[test]
@@ -186,7 +276,8 @@ mod tests {
         assert!(a.permits(peer, t0 + Duration::from_secs(299)));
         assert!(!a.permits(peer, t0 + Duration::from_secs(300)));
         a.sweep(t0 + Duration::from_secs(301));
-        assert!(a.permissions.is_empty());
+        assert_eq!(a.permission_count(), 0);
+        assert!(a.peers.is_none(), "empty tables are freed");
     }
 
     #[test]

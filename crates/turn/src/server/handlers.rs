@@ -2,7 +2,6 @@
 //! Refresh (§7.3), CreatePermission (§9.2), ChannelBind (§12.2), with the
 //! address-family rules of RFC 8656 §7.2 and RFC 6156.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -260,21 +259,18 @@ impl Server {
         let expires = now + lifetime;
         self.allocations.insert(
             from,
-            Allocation {
+            Box::new(Allocation::new(
                 relay,
                 advertised,
                 expires,
-                username: auth.username.clone(),
-                key: auth.key,
-                permissions: HashMap::new(),
-                channels: HashMap::new(),
-                channel_of_peer: HashMap::new(),
-                bandwidth: TokenBucket::full(
+                auth.username.clone(),
+                auth.key,
+                TokenBucket::full(
                     super::bandwidth_rate(self.config.allocation_bytes_per_second),
                     self.ms_since_start(now),
                 ),
-                allocate_tid: req.transaction_id(),
-            },
+                req.transaction_id(),
+            )),
         );
         self.by_relay.insert(relay, from);
         self.schedule(expires);
@@ -464,9 +460,9 @@ impl Server {
         let full = self.allocations.get(&from).is_some_and(|a| {
             let new = peers
                 .iter()
-                .filter(|p| !a.permissions.contains_key(&p.ip()))
+                .filter(|p| !a.has_permission_entry(p.ip()))
                 .count();
-            a.permissions.len() + new > self.config.max_permissions
+            a.permission_count() + new > self.config.max_permissions
         });
         if full {
             return self.error(from, req, 508, Some(auth));
@@ -500,7 +496,7 @@ impl Server {
             return self.error(from, req, code, Some(auth));
         }
         let full = self.allocations.get(&from).is_some_and(|a| {
-            !a.channels.contains_key(&channel) && a.channels.len() >= self.config.max_channels
+            !a.has_channel_entry(channel) && a.channel_count() >= self.config.max_channels
         });
         if full {
             return self.error(from, req, 508, Some(auth));

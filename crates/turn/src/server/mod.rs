@@ -212,7 +212,9 @@ pub struct Server {
     nonces: NonceKey,
     start: Instant,
     start_unix: u64,
-    allocations: HashMap<FiveTuple, Allocation>,
+    /// Boxed: the map's spare capacity then costs a pointer per slot, not
+    /// a whole allocation.
+    allocations: HashMap<FiveTuple, Box<Allocation>>,
     by_relay: HashMap<SocketAddr, FiveTuple>,
     unauthenticated: RateTable,
     failures_by_ip: RateTable,
