@@ -8,7 +8,11 @@ import { join } from 'node:path';
 
 export const FIREFOX = process.env.FIREFOX_BIN ?? '/usr/bin/firefox-esr';
 
-export async function launchFirefox({ viewport = { width: 1280, height: 760 } } = {}) {
+/**
+ * `acceptInsecureCerts`: trust any certificate (WebDriver's capability), for
+ * pages served with a self-signed one.
+ */
+export async function launchFirefox({ viewport = { width: 1280, height: 760 }, acceptInsecureCerts = false } = {}) {
   const profile = await mkdtemp(join(tmpdir(), 'switchboard-e2e-ff-'));
   const browser = await puppeteer.launch({
     browser: 'firefox',
@@ -17,6 +21,7 @@ export async function launchFirefox({ viewport = { width: 1280, height: 760 } } 
     userDataDir: profile,
     defaultViewport: viewport,
     protocolTimeout: 60_000,
+    acceptInsecureCerts,
     extraPrefsFirefox: {
       'media.navigator.streams.fake': true,
       'media.navigator.permission.disabled': true,

@@ -5,7 +5,8 @@
 //   2. on the HTTPS port, which then serves the web app, the signaling
 //      WebSocket and the relay of the call (one open TCP port);
 //   3. and the certificate is swapped (SIGHUP) during such a call: the call
-//      stays up on its TLS connections, new connections get the new one.
+//      stays up on its TLS connections, new connections get the new one;
+//   4. Firefox and Chromium, both relay-only over TLS on the shared port.
 //
 // How Chromium trusts the certificate: each browser is started with
 // --ignore-certificate-errors-spki-list=<base64 SHA-256 of the certificate's
@@ -14,6 +15,9 @@
 // other certificate check is relaxed (no ignoreHTTPSErrors). Chromium does
 // check a TURN server's certificate: with only ignoreHTTPSErrors the page
 // loads but no relay candidate is gathered and the call never connects.
+// Firefox is started with WebDriver's acceptInsecureCerts. Firefox ignores
+// turns: URLs whose host is an IP address (it gathers nothing from them),
+// so its page uses turns:localhost (the certificate names localhost too).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import tls from 'node:tls';
@@ -22,7 +26,9 @@ import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rename, rm, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { launchChromium } from '../lib/browser.js';
+import { launchFirefox, FIREFOX } from '../lib/firefox.js';
 import { startServer } from '../lib/server.js';
 import { roomId, waitConnected, waitFramesDecoded, peerStats, sendChat, waitChat } from '../lib/call.js';
 
@@ -237,5 +243,83 @@ test('certificate reload (SIGHUP) during a call over the shared port', async () 
     for (const b of pages) await b.close();
     await server.stop(2000);
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** Keeps only turns: URLs on `port`, addressed by name (Firefox skips IP literals). */
+async function turnsByName(page, port) {
+  await page.evaluateOnNewDocument((p) => {
+    const Native = window.RTCPeerConnection;
+    window.RTCPeerConnection = function (config = {}) {
+      const iceServers = (config.iceServers ?? [])
+        .map((s) => ({ ...s, urls: [].concat(s.urls).filter((u) => u.startsWith(`turns:127.0.0.1:${p}?`)).map((u) => u.replace('127.0.0.1', 'localhost')) }))
+        .filter((s) => s.urls.length);
+      if (!iceServers.length) throw new Error(`no turns: server on port ${p}`);
+      return new Native({ ...config, iceServers });
+    };
+    window.RTCPeerConnection.prototype = Native.prototype;
+  }, port);
+}
+
+test('Firefox and Chromium, relay-only over TURN/TLS on the shared port', { skip: !existsSync(FIREFOX) && `no ${FIREFOX}` }, async () => {
+  const server = await startServer(['--tls-self-signed', '--turns-listen', 'off'], /web app: https:\/\/\S+/);
+  let ff = null;
+  let cr = null;
+  try {
+    const port = server.httpPort;
+    const cert = await served(port);
+    const base = `https://127.0.0.1:${port}`;
+    const room = roomId('turns-ff');
+    ff = await launchFirefox({ acceptInsecureCerts: true });
+    await turnsByName(ff.page, port);
+    await ff.page.goto(`${base}/r/${room}?relay=1`);
+    await ff.page.type('#name', 'Fiona (Firefox)');
+    await ff.page.click('#join');
+    await ff.page.waitForSelector('#call:not([hidden])', { timeout: 20_000 });
+    [cr] = await (async () => {
+      const b = await launchChromium({ args: [`--ignore-certificate-errors-spki-list=${cert.spki}`] });
+      await turnsOnly(b.page, port);
+      await b.page.goto(`${base}/r/${room}?relay=1`);
+      await b.page.fill('#name', 'Chris (Chromium)');
+      await b.page.click('#join');
+      await b.page.waitForSelector('#call:not([hidden])', { timeout: 20_000 });
+      return [b];
+    })();
+    await waitConnected(cr.page, 1, 60_000);
+    const stats = Object.values(await waitFramesDecoded(cr.page, 0, 30_000));
+    assert.equal(stats.length, 1);
+    assert.equal(`${stats[0].localType}/${stats[0].remoteType}`, 'relay/relay', JSON.stringify(stats));
+    assert.equal(stats[0].relayProtocol, 'tls', JSON.stringify(stats));
+    // Firefox's side: connected, decoding, and its own candidate is a relay
+    // allocated over TLS.
+    const deadline = Date.now() + 30_000;
+    let fx;
+    do {
+      fx = await ff.page.evaluate(async () => {
+        const [p] = [...window.switchboard.state.peers.values()];
+        if (!p) return null;
+        const r = await p.link.pc.getStats();
+        let frames = 0;
+        let local = null;
+        r.forEach((s) => {
+          if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded ?? 0;
+          if (s.type === 'candidate-pair' && s.selected) local = r.get(s.localCandidateId);
+        });
+        return { state: p.link.pc.connectionState, frames, type: local?.candidateType, relayProtocol: local?.relayProtocol };
+      });
+      if (fx?.frames > 0 && fx.type) break;
+      await new Promise((r) => setTimeout(r, 500));
+    } while (Date.now() < deadline);
+    assert.equal(fx?.state, 'connected', JSON.stringify(fx));
+    assert.ok(fx.frames > 0, JSON.stringify(fx));
+    assert.equal(fx.type, 'relay', JSON.stringify(fx));
+    if (fx.relayProtocol) assert.equal(fx.relayProtocol, 'tls', JSON.stringify(fx));
+    await sendChat(cr.page, 'hello firefox over TLS');
+    await ff.page.waitForFunction(() => [...document.querySelectorAll('#chat-log li:not(.mine) .text')].some((e) => e.textContent === 'hello firefox over TLS'), { timeout: 15_000 });
+    console.log('chromium side:', JSON.stringify(stats), 'firefox side:', JSON.stringify(fx));
+  } finally {
+    await cr?.close();
+    await ff?.close();
+    await server.stop(2000);
   }
 });
