@@ -118,9 +118,34 @@ pub fn is_stun(first_byte: u8) -> bool {
     first_byte < 4
 }
 
+/// Whether a byte stream starts with a STUN message header (RFC 8489 §5:
+/// the two top bits zero, the magic cookie at bytes 4..8), decided from as
+/// few bytes as possible; `None` while more are needed. Lets a port shared
+/// with another protocol (TURN over TLS beside HTTPS) route a connection by
+/// its first bytes. Says nothing of the rest of the message.
+pub fn starts_with_stun_header(prefix: &[u8]) -> Option<bool> {
+    let first = *prefix.first()?;
+    if first & 0xC0 != 0 {
+        return Some(false);
+    }
+    let cookie = prefix.get(4..8)?;
+    Some(cookie == MAGIC_COOKIE.to_be_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_prefix_check() {
+        let binding = [0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+        assert_eq!(starts_with_stun_header(&binding), Some(true));
+        assert_eq!(starts_with_stun_header(&binding[..7]), None);
+        assert_eq!(starts_with_stun_header(&[]), None);
+        assert_eq!(starts_with_stun_header(b"GET / HTTP/1.1"), Some(false));
+        assert_eq!(starts_with_stun_header(b"\r\nGET / HTTP/1.1"), Some(false));
+        assert_eq!(starts_with_stun_header(&[0x40, 0, 0, 4]), Some(false));
+    }
 
     #[test]
     fn message_type_round_trips() {

@@ -21,21 +21,13 @@ pub enum Protocol {
     Http,
 }
 
-/// The STUN magic cookie.
-const COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
-
 /// Decides from the bytes read so far; `None` while more are needed.
 pub fn classify(first: &[u8]) -> Option<Protocol> {
-    let b0 = *first.first()?;
-    if b0 & 0xC0 != 0 {
-        return Some(Protocol::Http);
-    }
-    let cookie = first.get(4..8)?;
-    Some(if cookie == COOKIE {
-        Protocol::Turn
-    } else {
-        Protocol::Http
-    })
+    stun::starts_with_stun_header(first).map(
+        |stun| {
+            if stun { Protocol::Turn } else { Protocol::Http }
+        },
+    )
 }
 
 /// Reads until the protocol is known; returns it with the bytes read, which
