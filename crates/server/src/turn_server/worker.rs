@@ -4,31 +4,23 @@
 
 use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 use turn::{Event, FiveTuple, Server, Transport};
 
 use super::handoff::HandedOff;
-use super::udp::{self, Listener};
+use super::udp::{self, Listener, PeerBatch, RelayPoll, Relays};
 use super::{DriverLimits, TcpCounts};
 use crate::tls::Tls;
-
-/// A bound relay socket and the task reading it.
-pub(super) struct RelaySocket {
-    pub(super) socket: Rc<UdpSocket>,
-    pub(super) task: AbortHandle,
-}
 
 /// The core and the handles its outputs go through.
 pub(super) struct Shared {
     pub(super) core: Server,
-    pub(super) relays: HashMap<SocketAddr, RelaySocket>,
+    pub(super) relays: Relays,
     pub(super) tcp: HashMap<FiveTuple, mpsc::Sender<Vec<u8>>>,
 }
 
@@ -36,6 +28,8 @@ pub(super) struct Shared {
 pub(super) struct Worker {
     shared: RefCell<Shared>,
     pub(super) listener: Listener,
+    /// The epoll instance of the relay sockets in `shared.relays`.
+    pub(super) relay_poll: AsyncFd<RelayPoll>,
     pub(super) limits: DriverLimits,
     pub(super) tcp_counts: TcpCounts,
 }
@@ -51,9 +45,7 @@ impl Worker {
             self.send_to_client(&shared.tcp, t.to, &t.payload);
         }
         while let Some(Event::RelayClosed(addr)) = shared.core.poll_event() {
-            if let Some(r) = shared.relays.remove(&addr) {
-                r.task.abort();
-            }
+            shared.relays.close(addr);
         }
     }
 
@@ -74,23 +66,37 @@ impl Worker {
         }
     }
 
-    /// Handles one packet from a client.
+    /// Handles one packet from a client; data for a peer leaves at once.
     pub(super) fn client_packet(
-        self: &Rc<Self>,
+        &self,
         shared: &mut Shared,
         now: Instant,
         from: FiveTuple,
         p: &[u8],
     ) {
         let Shared { core, relays, .. } = shared;
-        let mut binder = udp::RelayBinder {
-            worker: self,
-            relays,
-        };
+        let mut binder = udp::RelayBinder { relays };
         if let Some(send) = core.handle_client(now, from, p, &mut binder)
-            && let Some(r) = relays.get(&send.relay)
+            && let Some(socket) = relays.get(send.relay)
         {
-            udp::send_from_relay(&r.socket, send.peer, send.payload);
+            udp::send_from_relay(socket, send.peer, send.payload);
+        }
+    }
+
+    /// Handles one datagram from a UDP client; data for a peer joins
+    /// `to_peers`, sent when the read batch is done.
+    pub(super) fn client_datagram(
+        &self,
+        shared: &mut Shared,
+        now: Instant,
+        from: FiveTuple,
+        p: &[u8],
+        to_peers: &mut PeerBatch,
+    ) {
+        let Shared { core, relays, .. } = shared;
+        let mut binder = udp::RelayBinder { relays };
+        if let Some(send) = core.handle_client(now, from, p, &mut binder) {
+            to_peers.push(relays, &self.listener, &send);
         }
     }
 }
@@ -125,13 +131,16 @@ pub(super) fn run(
     local.block_on(&rt, async move {
         let listener = Listener::new(udp)?;
         let tcp = tokio::net::TcpListener::from_std(tcp)?;
+        let relay_poll = RelayPoll::new()?;
+        let relays = Relays::new(relay_poll.get_ref())?;
         let worker = Rc::new(Worker {
             shared: RefCell::new(Shared {
                 core,
-                relays: HashMap::new(),
+                relays,
                 tcp: HashMap::new(),
             }),
             listener,
+            relay_poll,
             limits,
             tcp_counts,
         });
@@ -142,6 +151,7 @@ pub(super) fn run(
         }
         tokio::task::spawn_local(super::tls::receive(worker.clone(), handoff));
         tokio::task::spawn_local(timers(worker.clone()));
+        tokio::task::spawn_local(udp::relay_reader(worker.clone()));
         udp::serve(worker).await;
         Ok(())
     })
