@@ -4,6 +4,7 @@
 
 use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use tokio::sync::mpsc;
 use turn::{Event, FiveTuple, Server, Transport};
 
 use super::handoff::HandedOff;
-use super::udp::{self, Listener, PeerBatch, RelayPoll, Relays};
+use super::udp::{self, Listener, RelayPoll, Relays, ToClients, ToPeers, Trains};
 use super::{DriverLimits, TcpCounts};
 use crate::tls::Tls;
 
@@ -30,6 +31,8 @@ pub(super) struct Worker {
     pub(super) listener: Listener,
     /// The epoll instance of the relay sockets in `shared.relays`.
     pub(super) relay_poll: AsyncFd<RelayPoll>,
+    /// STUN responses to UDP clients on their way out (GSO per client).
+    responses: RefCell<Trains>,
     pub(super) limits: DriverLimits,
     pub(super) tcp_counts: TcpCounts,
 }
@@ -41,8 +44,18 @@ impl Worker {
 
     /// Sends queued responses and acts on events.
     pub(super) fn flush(&self, shared: &mut Shared) {
-        while let Some(t) = shared.core.poll_transmit() {
-            self.send_to_client(&shared.tcp, t.to, &t.payload);
+        if let Ok(mut responses) = self.responses.try_borrow_mut() {
+            let sink = ToClients(&self.listener);
+            while let Some(t) = shared.core.poll_transmit() {
+                match t.to.transport {
+                    Transport::Udp => {
+                        let from = SocketAddr::new(t.to.server.ip(), 0);
+                        responses.push(&sink, from, t.to.client, &t.payload);
+                    }
+                    _ => self.send_to_client(&shared.tcp, t.to, &t.payload),
+                }
+            }
+            responses.flush(&sink);
         }
         while let Some(Event::RelayClosed(addr)) = shared.core.poll_event() {
             shared.relays.close(addr);
@@ -91,12 +104,16 @@ impl Worker {
         now: Instant,
         from: FiveTuple,
         p: &[u8],
-        to_peers: &mut PeerBatch,
+        to_peers: &mut Trains,
     ) {
         let Shared { core, relays, .. } = shared;
         let mut binder = udp::RelayBinder { relays };
         if let Some(send) = core.handle_client(now, from, p, &mut binder) {
-            to_peers.push(relays, &self.listener, &send);
+            let sink = ToPeers {
+                relays,
+                listener: &self.listener,
+            };
+            to_peers.push(&sink, send.relay, send.peer, send.payload);
         }
     }
 }
@@ -141,6 +158,7 @@ pub(super) fn run(
             }),
             listener,
             relay_poll,
+            responses: RefCell::default(),
             limits,
             tcp_counts,
         });
