@@ -5,13 +5,14 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
+use quinn_udp::{RecvMeta, UdpSocketState};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use turn::{PEER_HEADROOM, PEER_TAILROOM, RelaySockets, Transport};
@@ -163,18 +164,52 @@ impl RelayPoll {
     }
 }
 
-thread_local! {
-    /// One receive buffer per worker thread, shared by all relay sockets, so
-    /// an idle allocation costs no buffer memory.
-    static RELAY_BUF: RefCell<(Vec<u8>, Trains)> = RefCell::new((
-        vec![0; PEER_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM],
-        Trains::default(),
-    ));
+/// Datagrams read from one relay socket per turn (one recvmmsg), so one
+/// busy peer does not starve the others.
+const RELAY_BATCH: usize = 32;
+/// One read slot: headroom for the ChannelData header, the largest
+/// datagram, tailroom for stream padding.
+const SLOT: usize = PEER_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM;
+
+/// A worker's buffers for reading relay sockets, shared by all of them so
+/// an idle allocation costs no buffer memory (the kernel backs a slot's
+/// pages only once a datagram that long has been read into it).
+struct ReadBuffers {
+    storage: Vec<u8>,
+    meta: Vec<RecvMeta>,
+    to_clients: Trains,
 }
 
-/// Most datagrams read from one relay socket per turn, so one busy peer
-/// does not starve the others.
-const RELAY_BATCH: usize = 32;
+thread_local! {
+    static RELAY_BUF: RefCell<ReadBuffers> = RefCell::new(ReadBuffers {
+        storage: vec![0; RELAY_BATCH * SLOT],
+        meta: vec![RecvMeta::default(); RELAY_BATCH],
+        to_clients: Trains::default(),
+    });
+}
+
+/// One recvmmsg on a relay socket into the slots of `storage`, each
+/// datagram after [`PEER_HEADROOM`] bytes.
+fn read_batch(
+    state: &UdpSocketState,
+    socket: &std::net::UdpSocket,
+    storage: &mut [u8],
+    meta: &mut [RecvMeta],
+) -> io::Result<usize> {
+    let mut slots = storage.chunks_mut(SLOT);
+    let mut bufs: [IoSliceMut<'_>; RELAY_BATCH] = std::array::from_fn(|_| {
+        let room = slots
+            .next()
+            .and_then(|s| s.get_mut(PEER_HEADROOM..PEER_HEADROOM + MAX_DATAGRAM));
+        IoSliceMut::new(room.unwrap_or_default())
+    });
+    loop {
+        match state.recv(socket.into(), &mut bufs, meta) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
 
 /// Reads the worker's relay sockets forever: waits for the epoll instance,
 /// then reads each ready socket until it is empty (edge-triggered: a socket
@@ -212,11 +247,19 @@ pub(in crate::turn_server) async fn relay_reader(worker: Rc<Worker>) {
     }
 }
 
-/// Reads up to [`RELAY_BATCH`] datagrams from each ready relay socket;
-/// keeps on `ready` those that may have more.
+/// Reads up to [`RELAY_BATCH`] datagrams from each ready relay socket in
+/// one recvmmsg; keeps on `ready` those that filled it (they may have more;
+/// a shorter read emptied the socket, and edge-triggered epoll reports it
+/// again when the next datagram arrives).
 fn read_ready(worker: &Worker, ready: &mut Vec<SocketAddr>) {
-    RELAY_BUF.with_borrow_mut(|(buf, batch)| {
+    RELAY_BUF.with_borrow_mut(|bufs| {
+        let ReadBuffers {
+            storage,
+            meta,
+            to_clients: batch,
+        } = bufs;
         let to_clients = ToClients(&worker.listener);
+        let state = &worker.listener.state;
         let mut shared = worker.shared();
         let now = Instant::now();
         let Shared {
@@ -226,16 +269,11 @@ fn read_ready(worker: &Worker, ready: &mut Vec<SocketAddr>) {
             let Some(socket) = relays.get(local) else {
                 return false;
             };
-            for _ in 0..RELAY_BATCH {
-                let Some(room) = buf.get_mut(PEER_HEADROOM..PEER_HEADROOM + MAX_DATAGRAM) else {
-                    return false;
-                };
-                let (len, peer) = match socket.recv_from(room) {
-                    Ok(r) => r,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => return false,
-                };
-                if let Some(out) = core.handle_peer(now, local, peer, buf, len) {
+            let Ok(n) = read_batch(state, socket, storage, meta) else {
+                return false;
+            };
+            for (slot, m) in storage.chunks_mut(SLOT).zip(meta.iter()).take(n) {
+                if let Some(out) = core.handle_peer(now, local, m.addr, slot, m.len) {
                     match out.to.transport {
                         Transport::Udp => batch.push(
                             &to_clients,
@@ -247,7 +285,7 @@ fn read_ready(worker: &Worker, ready: &mut Vec<SocketAddr>) {
                     }
                 }
             }
-            true
+            n >= RELAY_BATCH.min(quinn_udp::BATCH_SIZE)
         });
         batch.flush(&to_clients);
         worker.flush(&mut shared);
