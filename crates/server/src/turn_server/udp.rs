@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
 use turn::{FiveTuple, Transport};
 
 pub(super) use batch::{ToClients, ToPeers, Trains};
@@ -31,9 +31,11 @@ const SOCKET_BUFFER: usize = 4 << 20;
 /// Relay socket buffers (the kernel caps them at net.core.rmem_max/wmem_max).
 pub(super) const RELAY_SOCKET_BUFFER: usize = 4 << 20;
 
-/// The client-facing UDP socket.
+/// The client-facing UDP socket, registered with tokio for reading only:
+/// with write interest too, every datagram sent (the kernel freeing its
+/// buffer) raised an EPOLLOUT event that woke the worker once more.
 pub(super) struct Listener {
-    socket: UdpSocket,
+    socket: AsyncFd<std::net::UdpSocket>,
     state: UdpSocketState,
     local: SocketAddr,
 }
@@ -45,8 +47,14 @@ impl Listener {
         let _ = state.set_recv_buffer_size((&std).into(), SOCKET_BUFFER);
         let _ = state.set_send_buffer_size((&std).into(), SOCKET_BUFFER);
         let local = std.local_addr()?;
+        // `with_interest` is deprecated because an arbitrary `AsRawFd` may
+        // close or change its descriptor while registered (tokio #8587); the
+        // replacement is `unsafe`, which this workspace forbids. A
+        // `std::net::UdpSocket` owns its descriptor, so the contract holds.
+        #[allow(deprecated)]
+        let socket = AsyncFd::with_interest(std, Interest::READABLE)?;
         Ok(Listener {
-            socket: UdpSocket::from_std(std)?,
+            socket,
             state,
             local,
         })
@@ -126,26 +134,30 @@ pub(super) async fn serve(worker: Rc<Worker>) {
     let listener = &worker.listener;
     let mut to_peers = Trains::default();
     loop {
-        if listener.socket.readable().await.is_err() {
+        let Ok(mut guard) = listener.socket.readable().await else {
             continue;
-        }
-        let mut n = 0;
-        let _ = listener.socket.try_io(Interest::READABLE, || {
-            n = listener
-                .state
-                .recv((&listener.socket).into(), &mut bufs, &mut meta)?;
-            if n < batch {
-                // recvmmsg stopped short: the queue is empty. Saying so now
-                // clears tokio's readiness (a datagram arriving meanwhile
-                // raises it again), so the next turn waits in epoll instead
-                // of calling recvmmsg once more to hear EAGAIN.
-                return Err(io::ErrorKind::WouldBlock.into());
+        };
+        let n = match listener
+            .state
+            .recv((&listener.socket).into(), &mut bufs, &mut meta)
+        {
+            Ok(n) => {
+                if n < batch {
+                    // recvmmsg stopped short: the queue is empty. Saying so
+                    // now clears tokio's readiness (a datagram arriving
+                    // meanwhile raises it again), so the next turn waits in
+                    // epoll instead of calling recvmmsg once more for EAGAIN.
+                    guard.clear_ready();
+                }
+                n
             }
-            Ok(())
-        });
-        if n == 0 {
-            continue;
-        }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                guard.clear_ready();
+                continue;
+            }
+            Err(_) => continue,
+        };
+        drop(guard);
         let now = Instant::now();
         let mut shared = worker.shared();
         for (m, buf) in meta.iter().zip(bufs.iter()).take(n) {
