@@ -160,6 +160,36 @@ fn tls_send_indication_on_the_shared_https_port() {
     relay_to(&sb, port, &["-S", "-t", "-s"], STATIC);
 }
 
+/// Without `-c` every client also makes an RTCP allocation with the
+/// RESERVATION-TOKEN of its EVEN-PORT allocation, from another local port:
+/// with 4 workers the kernel mostly hands it to another worker than the
+/// one that reserved.
+#[test]
+fn reservation_tokens_work_across_workers() {
+    let sb = Switchboard::start(&[
+        "--allow-loopback-peers",
+        "--user",
+        "alice:wonderland",
+        "--workers",
+        "4",
+    ]);
+    let (_peer, peer_port) = echo_peer();
+    let mut cmd = Command::new("turnutils_uclient");
+    cmd.args(STATIC)
+        .args(["-e", "127.0.0.1", "-r", &peer_port.to_string()])
+        .args(["-p", &sb.turn.port().to_string()])
+        .args(["-m", "4", "-n", "50", "-l", "100", "-z", "5"])
+        .arg("127.0.0.1");
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(120));
+    assert!(
+        !out.contains("error 508"),
+        "a reservation token was refused:\n{out}"
+    );
+    let (lost, sent, received) = loss(&out);
+    assert_eq!((lost, received), (0, sent), "0 % loss expected:\n{out}");
+    assert!(sent >= 200, "{out}");
+}
+
 #[test]
 fn wrong_password_relays_nothing() {
     let sb = server();

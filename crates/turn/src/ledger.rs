@@ -1,13 +1,16 @@
-//! Allocation quotas shared by every worker of a server: per user, per
-//! client IP and in total (RFC 8656 §7.2: 486 Allocation Quota Reached,
-//! 508 Insufficient Capacity).
+//! What every worker of a server shares about allocations: quotas per
+//! user, per client IP and in total (RFC 8656 §7.2: 486 Allocation Quota
+//! Reached, 508 Insufficient Capacity), and the ports held for a later
+//! Allocate with RESERVATION-TOKEN (RFC 8656 §7.2), which may reach any
+//! worker: the kernel spreads a client's sockets over workers by port.
 //!
 //! The data path never touches it: only Allocate and the end of an
 //! allocation do, so one mutex serves any number of workers.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// Why an allocation may not be made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,11 +39,13 @@ struct Counts {
     total: usize,
 }
 
-/// Live allocation counts, shared (in an `Arc`) by all workers.
+/// Live allocation counts and held ports, shared (in an `Arc`) by all workers.
 #[derive(Debug)]
 pub struct Ledger {
     quotas: Quotas,
     counts: Mutex<Counts>,
+    /// Reservation token → (held relay address, until when).
+    held: Mutex<HashMap<[u8; 8], (SocketAddr, Instant)>>,
 }
 
 impl Ledger {
@@ -49,7 +54,46 @@ impl Ledger {
         Ledger {
             quotas,
             counts: Mutex::new(Counts::default()),
+            held: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 8], (SocketAddr, Instant)>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Holds `relay` for the Allocate that brings `token`, until `until`.
+    pub fn hold(&self, token: [u8; 8], relay: SocketAddr, until: Instant) {
+        self.held().insert(token, (relay, until));
+    }
+
+    /// The address held for `token`, given up by the ledger (a token works
+    /// once); `None` if unknown or expired at `now`.
+    pub fn take_held(&self, token: &[u8; 8], now: Instant) -> Option<SocketAddr> {
+        self.held()
+            .remove(token)
+            .filter(|(_, until)| *until > now)
+            .map(|(relay, _)| relay)
+    }
+
+    /// Whether `relay` is held for a token at `now`.
+    pub fn is_held(&self, relay: SocketAddr, now: Instant) -> bool {
+        self.held()
+            .values()
+            .any(|(r, until)| *r == relay && *until > now)
+    }
+
+    /// The token `relay` is held for at `now`, if any.
+    pub fn token_holding(&self, relay: SocketAddr, now: Instant) -> Option<[u8; 8]> {
+        self.held()
+            .iter()
+            .find(|(_, (r, until))| *r == relay && *until > now)
+            .map(|(t, _)| *t)
+    }
+
+    /// Forgets what expired by `now`.
+    pub fn expire_held(&self, now: Instant) {
+        self.held().retain(|_, (_, until)| *until > now);
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
@@ -120,5 +164,30 @@ mod tests {
         l.release("u", a);
         assert_eq!(l.total(), 3);
         assert_eq!(l.reserve("x", b), Ok(()));
+    }
+
+    #[test]
+    fn held_ports_once_and_until_expiry() {
+        let l = Ledger::new(Quotas {
+            per_user: 1,
+            per_ip: 1,
+            total: 1,
+        });
+        let now = Instant::now();
+        let later = now + std::time::Duration::from_secs(30);
+        let relay: SocketAddr = "192.0.2.1:50001".parse().unwrap();
+        l.hold([1; 8], relay, later);
+        assert!(l.is_held(relay, now));
+        assert_eq!(l.token_holding(relay, now), Some([1; 8]));
+        assert_eq!(l.take_held(&[2; 8], now), None);
+        assert_eq!(l.take_held(&[1; 8], now), Some(relay));
+        assert_eq!(l.take_held(&[1; 8], now), None, "a token works once");
+        assert!(!l.is_held(relay, now));
+        l.hold([3; 8], relay, later);
+        assert!(!l.is_held(relay, later));
+        assert_eq!(l.take_held(&[3; 8], later), None, "expired");
+        l.hold([4; 8], relay, later);
+        l.expire_held(later);
+        assert_eq!(l.token_holding(relay, now), None);
     }
 }

@@ -9,7 +9,7 @@ use rand::Rng;
 use stun::{AddressFamily, Attribute, AttributeType, Class, Message, Method, UnknownAttributes};
 
 use super::request::Auth;
-use super::{FiveTuple, RESERVATION_LIFETIME, RelaySockets, Reservation, Server};
+use super::{FiveTuple, RESERVATION_LIFETIME, RelaySockets, Server};
 use crate::allocation::Allocation;
 use crate::channel_data::{MAX_CHANNEL_ACCEPTED, MIN_CHANNEL};
 use crate::ledger::QuotaError;
@@ -152,11 +152,7 @@ impl Server {
                 // allocation's Allocate can have reserved relay + 1).
                 let left = a.expires.saturating_duration_since(now);
                 let next = SocketAddr::new(a.relay.ip(), a.relay.port().wrapping_add(1));
-                let token = self
-                    .reservations
-                    .iter()
-                    .find(|(_, r)| r.relay == next)
-                    .map(|(t, _)| *t);
+                let token = self.config.ledger.token_holding(next, now);
                 let additional = matches!(
                     req.attribute(AttributeType::ADDITIONAL_ADDRESS_FAMILY),
                     Some(Ok(Attribute::AdditionalAddressFamily(AddressFamily::V6)))
@@ -215,9 +211,11 @@ impl Server {
         let release = |s: &mut Self| s.config.ledger.release(&auth.username, from.client.ip());
 
         let (relay, reserved_token) = if let Some(t) = token {
-            match self.reservations.remove(&t).filter(|r| r.expires > now) {
-                Some(r) => (r.relay, None),
-                None => {
+            // The token may come from any worker's reservation (the ledger
+            // is shared); the held port is bound here, by this worker.
+            match self.config.ledger.take_held(&t, now) {
+                Some(r) if self.bind_held(r, relays) => (r, None),
+                _ => {
                     release(self);
                     return self.error(from, req, 508, Some(auth));
                 }
@@ -232,14 +230,7 @@ impl Server {
                 Some((relay, reserved)) => {
                     let token = reserved.map(|r| {
                         let t: [u8; 8] = self.rng.random();
-                        self.reservations.insert(
-                            t,
-                            Reservation {
-                                relay: r,
-                                expires: now + RESERVATION_LIFETIME,
-                            },
-                        );
-                        self.schedule(now + RESERVATION_LIFETIME);
+                        self.config.ledger.hold(t, r, now + RESERVATION_LIFETIME);
                         t
                     });
                     (relay, token)
@@ -335,7 +326,10 @@ impl Server {
     }
 
     /// Binds a relay socket on a free port of the range; with EVEN-PORT an
-    /// even one, and with its R bit also the next port, returned as reserved.
+    /// even one, and with its R bit also checks the next port is free
+    /// (binds it and lets it go again) and returns it to be held. A held
+    /// port is not kept bound: the Allocate that claims it may reach
+    /// another worker, which binds it then.
     fn bind_relay(
         &mut self,
         ip: IpAddr,
@@ -377,6 +371,7 @@ impl Server {
                     self.events.push_back(super::Event::RelayClosed(addr));
                     continue;
                 }
+                self.events.push_back(super::Event::RelayClosed(next));
                 return Some((addr, Some(next)));
             }
             return Some((addr, None));
@@ -385,7 +380,20 @@ impl Server {
     }
 
     fn is_reserved(&self, addr: SocketAddr) -> bool {
-        self.reservations.values().any(|r| r.relay == addr)
+        self.config.ledger.is_held(addr, self.now)
+    }
+
+    /// Binds a port held for a reservation token. The reserving Allocate
+    /// bound it only to check it was free and let it go (see
+    /// [`Self::bind_relay`]); if that close is still queued, the socket is
+    /// simply kept.
+    fn bind_held(&mut self, relay: SocketAddr, relays: &mut dyn RelaySockets) -> bool {
+        let closing = super::Event::RelayClosed(relay);
+        if let Some(i) = self.events.iter().position(|e| *e == closing) {
+            self.events.remove(i);
+            return true;
+        }
+        relays.bind(relay).is_ok()
     }
 
     fn refresh(&mut self, now: Instant, from: FiveTuple, req: &Message<'_>, auth: &Auth) {

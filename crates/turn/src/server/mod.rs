@@ -182,13 +182,6 @@ pub const PEER_HEADROOM: usize = 4;
 /// Bytes of tailroom it needs after the payload (stream padding).
 pub const PEER_TAILROOM: usize = 3;
 
-/// A port held for a later Allocate with RESERVATION-TOKEN (RFC 8656 §7.2).
-#[derive(Debug)]
-struct Reservation {
-    relay: SocketAddr,
-    expires: Instant,
-}
-
 /// Buckets per rate table: 4096 × 12 bytes, whatever the number of sources.
 const RATE_SLOTS: usize = 4096;
 
@@ -220,7 +213,6 @@ pub struct Server {
     failures_by_ip: RateTable,
     failures_by_user: RateTable,
     total_bandwidth: TokenBucket,
-    reservations: HashMap<[u8; 8], Reservation>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     next_sweep: Option<Instant>,
@@ -253,7 +245,6 @@ impl Server {
             failures_by_ip,
             failures_by_user,
             total_bandwidth,
-            reservations: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_sweep: None,
@@ -310,17 +301,8 @@ impl Server {
             let d = a.next_deadline();
             next = Some(next.map_or(d, |t| t.min(d)));
         }
-        let events = &mut self.events;
-        self.reservations.retain(|_, r| {
-            let keep = r.expires > now;
-            if !keep {
-                events.push_back(Event::RelayClosed(r.relay));
-            }
-            keep
-        });
-        for r in self.reservations.values() {
-            next = Some(next.map_or(r.expires, |t| t.min(r.expires)));
-        }
+        // Held ports have no socket; only the shared table forgets them.
+        self.config.ledger.expire_held(now);
         self.next_sweep = next;
     }
 

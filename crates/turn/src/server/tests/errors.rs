@@ -298,7 +298,10 @@ fn even_port_reserves_the_next_port_for_a_reservation_token() {
     };
     assert_eq!(relayed.port() % 2, 0);
     let next = SocketAddr::new(relayed.ip(), relayed.port() + 1);
+    // The next port was checked free and let go: it is held in the shared
+    // ledger, not by a socket, so any worker can bind it for the token.
     assert_eq!(net.relays.bound, [*relayed, next]);
+    assert_eq!(net.take_server_events(), [Event::RelayClosed(next)]);
 
     let b = net.add_user("alice", "secret");
     let token = *token;
@@ -318,7 +321,7 @@ fn even_port_reserves_the_next_port_for_a_reservation_token() {
         panic!("{ev:?}")
     };
     assert_eq!(*second, next);
-    assert_eq!(net.relays.bound.len(), 2, "no new socket for a reservation");
+    assert_eq!(net.relays.bound, [*relayed, next, next]);
     // A token works once.
     let c = net.add_user("alice", "secret");
     let ev = net.run(c, |cl, now| {
@@ -331,22 +334,69 @@ fn even_port_reserves_the_next_port_for_a_reservation_token() {
     assert_eq!(failed(&ev), (Method::ALLOCATE, 508));
 }
 
-#[test]
-fn unclaimed_reservation_closes_after_30s() {
-    let mut net = Net::new(config());
+/// Allocates with EVEN-PORT and its R bit on `net`; returns the token and
+/// the held port.
+fn reserve(net: &mut Net) -> ([u8; 8], SocketAddr) {
     let a = net.add_user("alice", "secret");
-    net.run(a, |cl, now| {
+    let ev = net.run(a, |cl, now| {
         let o = AllocateOptions {
             even_port: Some(true),
             ..Default::default()
         };
         cl.allocate_with(now, o).unwrap();
     });
-    let reserved = net.relays.bound[1];
-    net.advance(secs(29), false);
-    assert_eq!(net.take_server_events(), []);
-    net.advance(secs(1), false);
-    assert_eq!(net.take_server_events(), [Event::RelayClosed(reserved)]);
+    let [
+        ClientEvent::Allocated {
+            relayed,
+            reservation_token: Some(token),
+            ..
+        },
+    ] = ev.as_slice()
+    else {
+        panic!("{ev:?}")
+    };
+    (*token, SocketAddr::new(relayed.ip(), relayed.port() + 1))
+}
+
+/// Allocates on `net` with `token`.
+fn claim(net: &mut Net, token: [u8; 8]) -> Vec<ClientEvent> {
+    let c = net.add_user("alice", "secret");
+    net.run(c, |cl, now| {
+        let o = AllocateOptions {
+            reservation_token: Some(token),
+            ..Default::default()
+        };
+        cl.allocate_with(now, o).unwrap();
+    })
+}
+
+#[test]
+fn unclaimed_reservation_ends_after_30s() {
+    let mut net = Net::new(config());
+    let (token, _) = reserve(&mut net);
+    net.advance(secs(30), false);
+    assert_eq!(failed(&claim(&mut net, token)), (Method::ALLOCATE, 508));
+}
+
+#[test]
+fn a_reservation_made_by_one_worker_is_claimed_at_another() {
+    // Two cores sharing one ledger, as the server's workers do: the kernel
+    // may hand the claiming Allocate (another client port) to either.
+    let cfg = config();
+    let ledger = cfg.ledger.clone();
+    let mut first = Net::new(cfg);
+    let mut other = config();
+    other.ledger = ledger;
+    let mut second = Net::new(other);
+    let (token, held) = reserve(&mut first);
+    let ev = claim(&mut second, token);
+    let [ClientEvent::Allocated { relayed, .. }] = ev.as_slice() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(*relayed, held);
+    assert_eq!(second.relays.bound, [held]);
+    // Once.
+    assert_eq!(failed(&claim(&mut first, token)), (Method::ALLOCATE, 508));
 }
 
 #[test]
