@@ -278,40 +278,15 @@ fn even_port_reserves_the_next_port_for_a_reservation_token() {
     let mut cfg = config();
     cfg.relay_ports = 50000..=50009;
     let mut net = Net::new(cfg);
-    let a = net.add_user("alice", "secret");
-    let ev = net.run(a, |cl, now| {
-        let o = AllocateOptions {
-            even_port: Some(true),
-            ..Default::default()
-        };
-        cl.allocate_with(now, o).unwrap();
-    });
-    let [
-        ClientEvent::Allocated {
-            relayed,
-            reservation_token: Some(token),
-            ..
-        },
-    ] = ev.as_slice()
-    else {
-        panic!("{ev:?}")
-    };
+    let (relayed, token) = reserve(&mut net);
     assert_eq!(relayed.port() % 2, 0);
     let next = SocketAddr::new(relayed.ip(), relayed.port() + 1);
     // The next port was checked free and let go: it is held in the shared
     // ledger, not by a socket, so any worker can bind it for the token.
-    assert_eq!(net.relays.bound, [*relayed, next]);
+    assert_eq!(net.relays.bound, [relayed, next]);
     assert_eq!(net.take_server_events(), [Event::RelayClosed(next)]);
 
-    let b = net.add_user("alice", "secret");
-    let token = *token;
-    let ev = net.run(b, |cl, now| {
-        let o = AllocateOptions {
-            reservation_token: Some(token),
-            ..Default::default()
-        };
-        cl.allocate_with(now, o).unwrap();
-    });
+    let ev = claim(&mut net, token);
     let [
         ClientEvent::Allocated {
             relayed: second, ..
@@ -321,22 +296,14 @@ fn even_port_reserves_the_next_port_for_a_reservation_token() {
         panic!("{ev:?}")
     };
     assert_eq!(*second, next);
-    assert_eq!(net.relays.bound, [*relayed, next, next]);
+    assert_eq!(net.relays.bound, [relayed, next, next]);
     // A token works once.
-    let c = net.add_user("alice", "secret");
-    let ev = net.run(c, |cl, now| {
-        let o = AllocateOptions {
-            reservation_token: Some(token),
-            ..Default::default()
-        };
-        cl.allocate_with(now, o).unwrap();
-    });
-    assert_eq!(failed(&ev), (Method::ALLOCATE, 508));
+    assert_eq!(failed(&claim(&mut net, token)), (Method::ALLOCATE, 508));
 }
 
-/// Allocates with EVEN-PORT and its R bit on `net`; returns the token and
-/// the held port.
-fn reserve(net: &mut Net) -> ([u8; 8], SocketAddr) {
+/// Allocates with EVEN-PORT and its R bit on `net`; returns the relayed
+/// address (the held port is the next one) and the token.
+fn reserve(net: &mut Net) -> (SocketAddr, [u8; 8]) {
     let a = net.add_user("alice", "secret");
     let ev = net.run(a, |cl, now| {
         let o = AllocateOptions {
@@ -355,7 +322,7 @@ fn reserve(net: &mut Net) -> ([u8; 8], SocketAddr) {
     else {
         panic!("{ev:?}")
     };
-    (*token, SocketAddr::new(relayed.ip(), relayed.port() + 1))
+    (*relayed, *token)
 }
 
 /// Allocates on `net` with `token`.
@@ -373,7 +340,7 @@ fn claim(net: &mut Net, token: [u8; 8]) -> Vec<ClientEvent> {
 #[test]
 fn unclaimed_reservation_ends_after_30s() {
     let mut net = Net::new(config());
-    let (token, _) = reserve(&mut net);
+    let (_, token) = reserve(&mut net);
     net.advance(secs(30), false);
     assert_eq!(failed(&claim(&mut net, token)), (Method::ALLOCATE, 508));
 }
@@ -388,7 +355,8 @@ fn a_reservation_made_by_one_worker_is_claimed_at_another() {
     let mut other = config();
     other.ledger = ledger;
     let mut second = Net::new(other);
-    let (token, held) = reserve(&mut first);
+    let (relayed, token) = reserve(&mut first);
+    let held = SocketAddr::new(relayed.ip(), relayed.port() + 1);
     let ev = claim(&mut second, token);
     let [ClientEvent::Allocated { relayed, .. }] = ev.as_slice() else {
         panic!("{ev:?}")
