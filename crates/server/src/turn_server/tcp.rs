@@ -171,6 +171,9 @@ enum Frames {
 /// Handles the complete messages in `buf[..filled]` and moves the rest to
 /// the front.
 fn frames(worker: &Rc<Worker>, ft: FiveTuple, buf: &mut [u8], filled: &mut usize) -> Frames {
+    if *filled == 0 {
+        return Frames::None;
+    }
     let now = Instant::now();
     let mut start = 0;
     let mut found = Frames::None;
