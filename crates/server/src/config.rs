@@ -21,8 +21,9 @@ pub struct Config {
     #[serde(skip)]
     pub config: Option<PathBuf>,
 
-    /// Address for STUN/TURN over UDP and TCP.
-    #[arg(long, env = "SWITCHBOARD_TURN_LISTEN", default_value = "0.0.0.0:3478")]
+    /// Address for STUN/TURN over UDP and TCP. The default `[::]` is dual
+    /// stack: IPv4 clients arrive as IPv4 (mapped addresses are unwrapped).
+    #[arg(long, env = "SWITCHBOARD_TURN_LISTEN", default_value = "[::]:3478")]
     pub turn_listen: SocketAddr,
 
     /// Address for TURN over TLS (`turns:`), or `off`. Listens only when a
@@ -87,9 +88,16 @@ pub struct Config {
     #[serde(rename = "deny-peer")]
     pub deny_peers: Vec<IpNet>,
 
-    /// Maximum number of allocations one user may hold at once (486 beyond it).
+    /// Most allocations one ephemeral user (one browser's credential) may
+    /// hold at once (486 beyond it).
     #[arg(long, env = "SWITCHBOARD_USER_QUOTA", default_value_t = 16)]
     pub user_quota: usize,
+
+    /// Most allocations one static `--user` may hold at once (486 beyond
+    /// it). 0 = no per-user limit: a static user is usually shared by every
+    /// client of a deployment; --ip-quota and --total-quota still apply.
+    #[arg(long, env = "SWITCHBOARD_STATIC_USER_QUOTA", default_value_t = 0)]
+    pub static_user_quota: usize,
 
     /// Maximum number of allocations in total (508 beyond it).
     #[arg(long, env = "SWITCHBOARD_TOTAL_QUOTA", default_value_t = 10_000)]
@@ -116,10 +124,12 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_TOTAL_BPS", default_value_t = 0)]
     pub total_bps: u64,
 
-    /// Answers to unauthenticated STUN/TURN requests per second per source
-    /// IP (burst: twice that); beyond it requests are dropped unanswered, so
-    /// the server cannot be used as a reflector.
-    #[arg(long, env = "SWITCHBOARD_UNAUTHENTICATED_RATE", default_value_t = 100)]
+    /// Answers to unauthenticated STUN/TURN requests (Binding, 401
+    /// challenges) per second per source IP, with a burst of a tenth of a
+    /// second's worth; beyond it requests are dropped unanswered, so the
+    /// server cannot be used as a reflector. Sized for many users behind one
+    /// carrier-grade or office NAT.
+    #[arg(long, env = "SWITCHBOARD_UNAUTHENTICATED_RATE", default_value_t = 3000)]
     pub unauthenticated_rate: u32,
 
     /// Failed TURN authentications per minute per source IP and per
@@ -145,9 +155,42 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_MAX_TCP_PER_IP", default_value_t = 64)]
     pub max_tcp_per_ip: usize,
 
-    /// Address for HTTP (web app and signaling WebSocket).
-    #[arg(long, env = "SWITCHBOARD_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    /// Address for HTTP (web app and signaling WebSocket). `[::]` is dual stack.
+    #[arg(long, env = "SWITCHBOARD_HTTP_LISTEN", default_value = "[::]:8080")]
     pub http_listen: SocketAddr,
+
+    /// Require a signed invite token (JWT, HS256) to join a room, fetch
+    /// ICE servers or open the diagnostics page. Tokens are made with
+    /// `switchboard invite`. Without it anyone who reaches the page may
+    /// join and use the relay.
+    #[arg(long, env = "SWITCHBOARD_JOIN_SECRET", hide_env_values = true)]
+    pub join_secret: Option<String>,
+
+    /// Web origin (scheme://host[:port]) besides the app's own that may open
+    /// the signaling WebSocket and read /api/ice (repeatable).
+    #[arg(
+        long = "allowed-origin",
+        env = "SWITCHBOARD_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    #[serde(rename = "allowed-origin")]
+    pub allowed_origins: Vec<String>,
+
+    /// Address for Prometheus metrics (`/metrics`, also `/healthz` and
+    /// `/readyz`), or `off`.
+    #[arg(long, env = "SWITCHBOARD_METRICS_LISTEN", default_value = "127.0.0.1:9641")]
+    pub metrics_listen: Listen,
+
+    /// On SIGTERM, keep established calls and allocations for up to this
+    /// many seconds while refusing new ones, then exit. A second signal
+    /// exits at once.
+    #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", default_value_t = 60)]
+    pub drain_timeout: u64,
+
+    /// While draining, answer Allocate with 300 Try Alternate naming this
+    /// server (IP:PORT) instead of 508.
+    #[arg(long, env = "SWITCHBOARD_ALTERNATE_SERVER")]
+    pub alternate_server: Option<SocketAddr>,
 
     /// Host or IP that browsers use to reach this server's STUN/TURN (in
     /// handed-out ICE URLs). Default: the host the browser used for HTTP.
@@ -199,6 +242,53 @@ pub struct Config {
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `switchboard=debug`.
     #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info")]
     pub log: String,
+
+    /// Log line format: `text` for people, `json` (one object a line) for
+    /// log shippers.
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// A subcommand instead of running the server.
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub command: Option<Command>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands of `switchboard`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Print an invite link for ROOM, signed with --join-secret.
+    Invite(InviteArgs),
+}
+
+/// `switchboard invite ROOM`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InviteArgs {
+    /// The room id (as in /r/ROOM).
+    pub room: String,
+    /// How long the link works, e.g. `24h`, `90m`, `7d`.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub ttl: std::time::Duration,
+    /// The name the app shows for whoever uses the link.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Mark the holder as the room's admin (may join without the room password).
+    #[arg(long)]
+    pub admin: bool,
+    /// Base URL of the server in the link, e.g. `https://meet.example.org`.
+    /// Default: https:// and --public-host, else the HTTP listen address.
+    #[arg(long)]
+    pub url: Option<String>,
 }
 
 impl Default for Config {
@@ -260,6 +350,7 @@ impl Config {
             allow_peers,
             deny_peers,
             user_quota,
+            static_user_quota,
             total_quota,
             ip_quota,
             max_permissions,
@@ -272,6 +363,11 @@ impl Config {
             tcp_idle_timeout,
             max_tcp_per_ip,
             http_listen,
+            join_secret,
+            allowed_origins,
+            metrics_listen,
+            drain_timeout,
+            alternate_server,
             public_host,
             ice_servers,
             credential_ttl,
@@ -283,6 +379,7 @@ impl Config {
             tls_self_signed,
             tls_watch_interval,
             log,
+            log_format,
         );
         cli.validate()?;
         Ok(cli)
@@ -370,8 +467,14 @@ mod tests {
     #[test]
     fn defaults_need_no_file() {
         let c = Config::load_from(["switchboard"]).unwrap();
-        assert_eq!(c.turn_listen, "0.0.0.0:3478".parse().unwrap());
-        assert_eq!(c.http_listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(c.turn_listen, "[::]:3478".parse().unwrap());
+        assert_eq!(c.http_listen, "[::]:8080".parse().unwrap());
+        assert_eq!(
+            c.metrics_listen,
+            Listen(Some("127.0.0.1:9641".parse().unwrap()))
+        );
+        assert!(c.join_secret.is_none());
+        assert_eq!(c.static_user_quota, 0);
         assert_eq!(
             c.relay_ports,
             PortRange {

@@ -6,9 +6,11 @@
 //!   `turn` core (UDP, TCP, TLS; one worker per core).
 //! - [`http`]: web app, signaling WebSocket and ICE server API over HTTP(S),
 //!   and the shared TLS port.
+//! - [`per_address`]: connections per client address (WebSocket and TURN TCP/TLS).
 //! - [`tls`]: certificates, their reload, and telling TURN from HTTP.
 
 pub mod config;
 pub mod http;
+pub mod per_address;
 pub mod tls;
 pub mod turn_server;

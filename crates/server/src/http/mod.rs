@@ -7,12 +7,11 @@
 //! `/healthz`.
 //!
 //! Signaling limits: `--max-ws-per-ip` WebSocket connections per client
-//! address (refused with 429 before the upgrade, see [`per_ip`]); rooms,
+//! address (refused with 429 before the upgrade, see [`crate::per_address`]); rooms,
 //! room size and message rate in the hub ([`hub_config`]).
 
 mod assets;
 mod ice;
-mod per_ip;
 mod tls;
 mod ws;
 
@@ -32,7 +31,7 @@ use crate::config::Config;
 use crate::tls::Tls;
 use crate::turn_server::handoff::Handoff;
 use ice::IcePolicy;
-use per_ip::ConnectionsPerIp;
+use crate::per_address::ConnectionsPerIp;
 use ws::Signaling;
 
 /// What the HTTP side needs from the rest of the process.

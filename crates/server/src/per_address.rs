@@ -1,6 +1,8 @@
-//! Signaling WebSocket connections per client address (`--max-ws-per-ip`):
-//! a slot is taken before the upgrade and given back when the connection
-//! ends (the slot's `Drop`), so one client cannot hold every connection.
+//! Connections per client address, one rule for every listener that counts
+//! them: signaling WebSockets (`--max-ws-per-ip`) and TURN over TCP/TLS
+//! (`--max-tcp-per-ip`). A slot is taken before a connection is served and
+//! given back when it ends (the slot's `Drop`), so one client cannot hold
+//! every connection.
 //!
 //! The address is the TCP peer's: behind a reverse proxy every client counts
 //! as the proxy. IPv4-mapped IPv6 addresses (a dual-stack listener) count as
