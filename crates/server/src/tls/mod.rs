@@ -86,6 +86,15 @@ impl CertStore {
             .unwrap_or_default()
     }
 
+    /// When the certificate now served expires, in seconds since the Unix
+    /// epoch (for the metrics: alert before it does).
+    pub fn not_after_unix(&self) -> Option<i64> {
+        let current = self.current();
+        let der = current.cert.first()?;
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+        Some(cert.validity().not_after.timestamp())
+    }
+
     /// The certificate and key files, when the certificate comes from files.
     pub fn files(&self) -> Option<[&std::path::Path; 2]> {
         match &self.source {

@@ -88,3 +88,18 @@ fn reload_swaps_the_certificate_and_keeps_it_on_bad_files() -> anyhow::Result<()
     assert_eq!(tls.store.fingerprint(), second);
     Ok(())
 }
+
+#[test]
+fn certificate_expiry_is_read() -> anyhow::Result<()> {
+    let tls = load(&Config::load_from(["switchboard", "--tls-self-signed"])?)?
+        .ok_or_else(|| anyhow::anyhow!("no TLS"))?;
+    let not_after = tls.store.not_after_unix().unwrap_or(0);
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs(),
+    )?;
+    // rcgen's default validity runs to 4096; in any case well after now.
+    assert!(not_after > now + 86_400, "{not_after} vs {now}");
+    Ok(())
+}
