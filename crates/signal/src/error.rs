@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::token::TokenError;
+
 /// The `code` of an `error` message (see `docs/protocol.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -36,6 +38,61 @@ pub enum ErrorCode {
     UnknownPeer,
     /// The connection sent messages faster than its rate limit.
     RateLimited,
+    /// Token mode: the `join` carried no valid invite token for the room.
+    Unauthorized,
+    /// The server is draining (shutting down): no new joins.
+    Draining,
+}
+
+impl ErrorCode {
+    /// Every code, in a fixed order (for counters).
+    pub const ALL: [ErrorCode; 17] = [
+        ErrorCode::BadJson,
+        ErrorCode::BadMessage,
+        ErrorCode::UnknownType,
+        ErrorCode::TooLarge,
+        ErrorCode::BinaryUnsupported,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::BadRoom,
+        ErrorCode::BadName,
+        ErrorCode::RoomFull,
+        ErrorCode::TooManyRooms,
+        ErrorCode::BadPassword,
+        ErrorCode::NotJoined,
+        ErrorCode::AlreadyJoined,
+        ErrorCode::UnknownPeer,
+        ErrorCode::RateLimited,
+        ErrorCode::Unauthorized,
+        ErrorCode::Draining,
+    ];
+
+    /// The code as on the wire (`bad-json`, `room-full`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad-json",
+            ErrorCode::BadMessage => "bad-message",
+            ErrorCode::UnknownType => "unknown-type",
+            ErrorCode::TooLarge => "too-large",
+            ErrorCode::BinaryUnsupported => "binary-unsupported",
+            ErrorCode::UnsupportedVersion => "unsupported-version",
+            ErrorCode::BadRoom => "bad-room",
+            ErrorCode::BadName => "bad-name",
+            ErrorCode::RoomFull => "room-full",
+            ErrorCode::TooManyRooms => "too-many-rooms",
+            ErrorCode::BadPassword => "bad-password",
+            ErrorCode::NotJoined => "not-joined",
+            ErrorCode::AlreadyJoined => "already-joined",
+            ErrorCode::UnknownPeer => "unknown-peer",
+            ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Draining => "draining",
+        }
+    }
+
+    /// The position of this code in [`ErrorCode::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// Why the hub refused a client message.
@@ -91,6 +148,12 @@ pub enum SignalError {
     /// See [`ErrorCode::RateLimited`].
     #[error("too many messages; slow down (message dropped)")]
     RateLimited,
+    /// See [`ErrorCode::Unauthorized`]; carries which check failed.
+    #[error("{0}")]
+    Unauthorized(TokenError),
+    /// See [`ErrorCode::Draining`].
+    #[error("the server is restarting; join again in a few seconds")]
+    Draining,
 }
 
 impl SignalError {
@@ -112,6 +175,31 @@ impl SignalError {
             SignalError::AlreadyJoined => ErrorCode::AlreadyJoined,
             SignalError::UnknownPeer(_) => ErrorCode::UnknownPeer,
             SignalError::RateLimited => ErrorCode::RateLimited,
+            SignalError::Unauthorized(_) => ErrorCode::Unauthorized,
+            SignalError::Draining => ErrorCode::Draining,
+        }
+    }
+
+    /// A finer reason for some codes: for `unauthorized`, which token check
+    /// failed (`missing`, `invalid`, `expired`, `wrong-room`).
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            SignalError::Unauthorized(e) => Some(e.reason()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_codes_in_order_and_spelled_as_serde_does() {
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(code.index(), i);
+            let json = serde_json::to_string(code).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
     }
 }

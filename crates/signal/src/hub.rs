@@ -5,16 +5,23 @@
 //! `handle_*` methods, passing the current time, then drains
 //! [`Hub::poll_output`] and sends what it says. [`Hub::poll_timeout`] tells
 //! when [`Hub::handle_timeout`] must next be called (heartbeats).
+//!
+//! Token mode ([`HubConfig::join_secret`]): a `join` must carry an invite
+//! token for its room ([`crate::token`]), checked against the Unix time the
+//! driver passes to [`Hub::handle_text`]. Drain ([`Hub::handle_drain`]):
+//! every connection is told to `reconnect`, new joins are refused with
+//! `draining`, and the rooms already joined keep relaying.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::error::SignalError;
+use crate::error::{ErrorCode, SignalError};
 use crate::limit::{RateLimit, TokenBucket};
 use crate::protocol::{
-    ClientMessage, IceServer, PROTOCOL_VERSION, PeerId, PeerInfo, ServerMessage,
+    ClientMessage, IceServer, LeaveReason, PROTOCOL_VERSION, PeerId, PeerInfo, ServerMessage,
     parse_client_message,
 };
+use crate::token::{self, Secret};
 
 /// A connection, named by the driver; unique among open connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,6 +43,9 @@ pub struct HubConfig {
     pub ping_interval: Duration,
     /// Close a connection after this long without a sign of life.
     pub idle_timeout: Duration,
+    /// Token mode: joins need an invite token signed with this secret
+    /// (`--join-secret`). `None`: anyone may join, tokens are ignored.
+    pub join_secret: Option<Secret>,
 }
 
 impl Default for HubConfig {
@@ -47,6 +57,7 @@ impl Default for HubConfig {
             rate: RateLimit::default(),
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(45),
+            join_secret: None,
         }
     }
 }
@@ -97,6 +108,39 @@ struct Room {
     members: Vec<ConnId>,
 }
 
+/// Plain counters of a hub, for metrics ([`Hub::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubStats {
+    /// Connections open now.
+    pub connections: u64,
+    /// Rooms open now.
+    pub rooms: u64,
+    /// Peers joined to a room now.
+    pub peers: u64,
+    /// Successful joins since start.
+    pub joins: u64,
+    /// Offers, answers, candidates and messages relayed since start.
+    pub relayed: u64,
+    /// `error` messages sent, by code, indexed like [`ErrorCode::ALL`].
+    errors: [u64; ErrorCode::ALL.len()],
+}
+
+impl HubStats {
+    /// `error` messages sent since start, for every code (also those at 0),
+    /// as (wire code, count).
+    pub fn errors(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        ErrorCode::ALL
+            .iter()
+            .zip(self.errors.iter())
+            .map(|(code, n)| (code.as_str(), *n))
+    }
+
+    /// `error` messages sent with `code` since start.
+    pub fn errors_with(&self, code: ErrorCode) -> u64 {
+        self.errors.get(code.index()).copied().unwrap_or(0)
+    }
+}
+
 /// The room hub. See the module docs.
 #[derive(Debug)]
 pub struct Hub {
@@ -105,6 +149,11 @@ pub struct Hub {
     rooms: HashMap<String, Room>,
     next_peer: u64,
     out: VecDeque<Output>,
+    draining: bool,
+    peers: u64,
+    joins: u64,
+    relayed: u64,
+    errors: [u64; ErrorCode::ALL.len()],
 }
 
 impl Hub {
@@ -116,6 +165,43 @@ impl Hub {
             rooms: HashMap::new(),
             next_peer: 1,
             out: VecDeque::new(),
+            draining: false,
+            peers: 0,
+            joins: 0,
+            relayed: 0,
+            errors: [0; ErrorCode::ALL.len()],
+        }
+    }
+
+    /// The hub's counters now.
+    pub fn stats(&self) -> HubStats {
+        HubStats {
+            connections: self.conns.len() as u64,
+            rooms: self.rooms.len() as u64,
+            peers: self.peers,
+            joins: self.joins,
+            relayed: self.relayed,
+            errors: self.errors,
+        }
+    }
+
+    /// Whether [`Hub::handle_drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// The server is going away: every open connection gets `reconnect`
+    /// (once), and from now on `join` is refused with `draining`. Relaying
+    /// between peers already joined goes on. Calling it again does nothing.
+    pub fn handle_drain(&mut self, _now: Instant) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort();
+        for conn in conns {
+            self.send(conn, ServerMessage::Reconnect { reason: "draining" });
         }
     }
 
@@ -152,13 +238,14 @@ impl Hub {
         );
     }
 
-    /// A text frame arrived on `conn`.
-    pub fn handle_text(&mut self, conn: ConnId, text: &str, now: Instant) {
+    /// A text frame arrived on `conn`; `unix_now` is the wall-clock time in
+    /// Unix seconds (invite tokens expire by it).
+    pub fn handle_text(&mut self, conn: ConnId, text: &str, now: Instant, unix_now: u64) {
         if !self.admit(conn, now) {
             return;
         }
         let result = parse_client_message(text, self.config.max_message_bytes)
-            .and_then(|msg| self.apply(conn, msg));
+            .and_then(|msg| self.apply(conn, msg, unix_now));
         if let Err(err) = result {
             self.send(conn, ServerMessage::error(&err));
         }
@@ -189,7 +276,7 @@ impl Hub {
 
     /// `conn` closed; its peer, if any, is announced as gone.
     pub fn handle_disconnect(&mut self, conn: ConnId) {
-        self.leave(conn);
+        self.leave(conn, LeaveReason::Disconnected);
         self.conns.remove(&conn);
     }
 
@@ -252,13 +339,30 @@ impl Hub {
         false
     }
 
-    fn apply(&mut self, conn: ConnId, msg: ClientMessage) -> Result<(), SignalError> {
+    fn apply(
+        &mut self,
+        conn: ConnId,
+        msg: ClientMessage,
+        unix_now: u64,
+    ) -> Result<(), SignalError> {
         match msg {
             ClientMessage::Join {
                 room,
                 name,
                 password,
-            } => self.join(conn, room, name, password),
+                token,
+                session,
+            } => self.join(
+                conn,
+                JoinRequest {
+                    room,
+                    name,
+                    password,
+                    token,
+                    session,
+                },
+                unix_now,
+            ),
             ClientMessage::Relay { kind, to, data } => {
                 let (room, from) = self.membership(conn)?;
                 let target = self
@@ -277,6 +381,7 @@ impl Hub {
                     })
                     .ok_or_else(|| SignalError::UnknownPeer(to.0.chars().take(64).collect()))?;
                 self.send(target, ServerMessage::relayed(kind, from, data));
+                self.relayed += 1;
                 Ok(())
             }
             ClientMessage::Ping { id } => {
@@ -285,7 +390,7 @@ impl Hub {
             }
             ClientMessage::Leave => {
                 self.membership(conn)?;
-                self.leave(conn);
+                self.leave(conn, LeaveReason::Left);
                 self.send(conn, ServerMessage::Left);
                 Ok(())
             }
@@ -303,19 +408,39 @@ impl Hub {
     fn join(
         &mut self,
         conn: ConnId,
-        room_id: String,
-        name: String,
-        password: Option<String>,
+        request: JoinRequest,
+        unix_now: u64,
     ) -> Result<(), SignalError> {
+        let JoinRequest {
+            room: room_id,
+            mut name,
+            password,
+            token,
+            session,
+        } = request;
         let Some(c) = self.conns.get(&conn) else {
             return Ok(());
         };
         if c.member.is_some() {
             return Err(SignalError::AlreadyJoined);
         }
+        if self.draining {
+            return Err(SignalError::Draining);
+        }
+        let mut admin = false;
+        if let Some(secret) = &self.config.join_secret {
+            let claims =
+                token::verify_for_room(secret.as_bytes(), token.as_deref(), &room_id, unix_now)
+                    .map_err(SignalError::Unauthorized)?;
+            if let Some(claimed) = &claims.name {
+                name = crate::protocol::check_name(claimed)?;
+            }
+            admin = claims.admin;
+        }
         let ice_servers = c.ice_servers.clone();
         if let Some(room) = self.rooms.get(&room_id) {
-            if let Some(expected) = &room.password
+            if !admin
+                && let Some(expected) = &room.password
                 && !password
                     .as_deref()
                     .is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes()))
@@ -331,8 +456,12 @@ impl Hub {
         let peer = PeerInfo {
             id: PeerId(format!("p{}", self.next_peer)),
             name,
+            admin,
+            tag: session.as_deref().map(session_tag),
         };
         self.next_peer += 1;
+        self.peers += 1;
+        self.joins += 1;
         let room = self.rooms.entry(room_id.clone()).or_insert_with(|| Room {
             password,
             members: Vec::new(),
@@ -366,10 +495,11 @@ impl Hub {
     }
 
     /// Takes `conn` out of its room, announcing it to the others.
-    fn leave(&mut self, conn: ConnId) {
+    fn leave(&mut self, conn: ConnId, reason: LeaveReason) {
         let Some(member) = self.conns.get_mut(&conn).and_then(|c| c.member.take()) else {
             return;
         };
+        self.peers = self.peers.saturating_sub(1);
         let Some(room) = self.rooms.get_mut(&member.room) else {
             return;
         };
@@ -383,14 +513,43 @@ impl Hub {
                 other,
                 ServerMessage::PeerLeft {
                     id: member.peer.id.clone(),
+                    reason,
                 },
             );
         }
     }
 
     fn send(&mut self, to: ConnId, message: ServerMessage) {
+        if let ServerMessage::Error { code, .. } = &message
+            && let Some(n) = self.errors.get_mut(code.index())
+        {
+            *n += 1;
+        }
         self.out.push_back(Output::Send { to, message });
     }
+}
+
+/// The fields of a `join`.
+struct JoinRequest {
+    room: String,
+    name: String,
+    password: Option<String>,
+    token: Option<String>,
+    session: Option<String>,
+}
+
+/// The public tag of a client session: HMAC-SHA256 under a fixed key,
+/// base64url, 22 characters (128 bits). One-way, so seeing a peer's tag does
+/// not let anyone claim its session; the same on every server, so it
+/// survives a restart.
+fn session_tag(session: &str) -> String {
+    let key = jsonwebtoken::EncodingKey::from_secret(b"switchboard session tag v1");
+    key.ok()
+        .and_then(|k| {
+            jsonwebtoken::crypto::sign(session.as_bytes(), &k, jsonwebtoken::Algorithm::HS256).ok()
+        })
+        .map(|t| t.chars().take(22).collect())
+        .unwrap_or_default()
 }
 
 /// Compares two byte strings in time independent of where they differ.

@@ -2,7 +2,21 @@
 
 use super::*;
 use crate::error::ErrorCode;
+use crate::protocol::LeaveReason;
 use serde_json::json;
+
+/// A fixed wall-clock time for the token checks (Unix seconds).
+const UNIX_NOW: u64 = 1_800_000_000;
+
+trait Text {
+    fn text(&mut self, conn: ConnId, text: &str, now: Instant);
+}
+
+impl Text for Hub {
+    fn text(&mut self, conn: ConnId, text: &str, now: Instant) {
+        self.handle_text(conn, text, now, UNIX_NOW);
+    }
+}
 
 fn drain(hub: &mut Hub) -> Vec<Output> {
     std::iter::from_fn(|| hub.poll_output()).collect()
@@ -29,7 +43,7 @@ fn error_codes(outs: &[Output], conn: ConnId) -> Vec<ErrorCode> {
 
 fn join(hub: &mut Hub, conn: ConnId, room: &str, name: &str, now: Instant) -> Vec<Output> {
     hub.handle_connect(conn, vec![], now);
-    hub.handle_text(
+    hub.text(
         conn,
         &json!({"type":"join","v":1,"room":room,"name":name}).to_string(),
         now,
@@ -65,13 +79,15 @@ fn join_relay_leave() {
         vec![ServerMessage::PeerJoined {
             peer: PeerInfo {
                 id: pb.clone(),
-                name: "Bob".into()
+                name: "Bob".into(),
+                admin: false,
+                tag: None,
             }
         }]
     );
     let _ = join(&mut hub, c, "other", "Cat", now);
 
-    hub.handle_text(
+    hub.text(
         a,
         &json!({"type":"offer","to":pb.0,"data":{"sdp":"x"}}).to_string(),
         now,
@@ -89,8 +105,8 @@ fn join_relay_leave() {
     );
 
     // c is in another room: b's id is unknown to it; a's own id is refused too.
-    hub.handle_text(c, &json!({"type":"message","to":pb.0}).to_string(), now);
-    hub.handle_text(a, &json!({"type":"message","to":pa.0}).to_string(), now);
+    hub.text(c, &json!({"type":"message","to":pb.0}).to_string(), now);
+    hub.text(a, &json!({"type":"message","to":pa.0}).to_string(), now);
     let outs = drain(&mut hub);
     assert_eq!(error_codes(&outs, c), vec![ErrorCode::UnknownPeer]);
     assert_eq!(error_codes(&outs, a), vec![ErrorCode::UnknownPeer]);
@@ -100,7 +116,10 @@ fn join_relay_leave() {
     let outs = drain(&mut hub);
     assert_eq!(
         sent_to(&outs, b),
-        vec![ServerMessage::PeerLeft { id: pa.clone() }]
+        vec![ServerMessage::PeerLeft {
+            id: pa.clone(),
+            reason: LeaveReason::Disconnected
+        }]
     );
     hub.handle_disconnect(b);
     hub.handle_disconnect(c);
@@ -116,34 +135,34 @@ fn room_full_and_password() {
         ..HubConfig::default()
     });
     hub.handle_connect(ConnId(1), vec![], now);
-    hub.handle_text(
+    hub.text(
         ConnId(1),
         r#"{"type":"join","v":1,"room":"r","name":"a","password":"s3cret"}"#,
         now,
     );
     hub.handle_connect(ConnId(2), vec![], now);
-    hub.handle_text(
+    hub.text(
         ConnId(2),
         r#"{"type":"join","v":1,"room":"r","name":"b"}"#,
         now,
     );
-    hub.handle_text(
+    hub.text(
         ConnId(2),
         r#"{"type":"join","v":1,"room":"r","name":"b","password":"wrong!"}"#,
         now,
     );
-    hub.handle_text(
+    hub.text(
         ConnId(2),
         r#"{"type":"join","v":1,"room":"r","name":"b","password":"s3cret"}"#,
         now,
     );
-    hub.handle_text(
+    hub.text(
         ConnId(2),
         r#"{"type":"join","v":1,"room":"r","name":"b","password":"s3cret"}"#,
         now,
     );
     hub.handle_connect(ConnId(3), vec![], now);
-    hub.handle_text(
+    hub.text(
         ConnId(3),
         r#"{"type":"join","v":1,"room":"r","name":"c","password":"s3cret"}"#,
         now,
@@ -159,8 +178,8 @@ fn room_full_and_password() {
     );
     assert_eq!(error_codes(&outs, ConnId(3)), vec![ErrorCode::RoomFull]);
     // Leaving frees the seat.
-    hub.handle_text(ConnId(2), r#"{"type":"leave"}"#, now);
-    hub.handle_text(
+    hub.text(ConnId(2), r#"{"type":"leave"}"#, now);
+    hub.text(
         ConnId(3),
         r#"{"type":"join","v":1,"room":"r","name":"c","password":"s3cret"}"#,
         now,
@@ -179,12 +198,12 @@ fn bad_input_before_join() {
     let mut hub = Hub::new(HubConfig::default());
     let a = ConnId(7);
     hub.handle_connect(a, vec![], now);
-    hub.handle_text(a, "not json", now);
-    hub.handle_text(a, r#"{"type":"offer","to":"p1","data":1}"#, now);
-    hub.handle_text(a, r#"{"type":"wat"}"#, now);
-    hub.handle_text(a, &"x".repeat(70_000), now);
+    hub.text(a, "not json", now);
+    hub.text(a, r#"{"type":"offer","to":"p1","data":1}"#, now);
+    hub.text(a, r#"{"type":"wat"}"#, now);
+    hub.text(a, &"x".repeat(70_000), now);
     hub.handle_binary(a, 10, now);
-    hub.handle_text(a, r#"{"type":"ping","id":5}"#, now);
+    hub.text(a, r#"{"type":"ping","id":5}"#, now);
     let outs = drain(&mut hub);
     assert_eq!(
         error_codes(&outs, a),
@@ -215,7 +234,7 @@ fn flooding_is_limited_and_reported_once() {
     let a = ConnId(1);
     hub.handle_connect(a, vec![], now);
     for _ in 0..100 {
-        hub.handle_text(a, r#"{"type":"ping"}"#, now);
+        hub.text(a, r#"{"type":"ping"}"#, now);
     }
     let outs = drain(&mut hub);
     let pongs = sent_to(&outs, a)
@@ -225,7 +244,7 @@ fn flooding_is_limited_and_reported_once() {
     assert_eq!(pongs, 5);
     assert_eq!(error_codes(&outs, a), vec![ErrorCode::RateLimited]);
     // After a second the bucket has refilled.
-    hub.handle_text(a, r#"{"type":"ping"}"#, now + Duration::from_secs(1));
+    hub.text(a, r#"{"type":"ping"}"#, now + Duration::from_secs(1));
     assert!(matches!(
         drain(&mut hub).as_slice(),
         [Output::Send {
@@ -262,7 +281,13 @@ fn heartbeat_pings_then_closes_and_announces() {
         conn: a,
         reason: "heartbeat timeout"
     }));
-    assert_eq!(sent_to(&outs, b), vec![ServerMessage::PeerLeft { id: pa }]);
+    assert_eq!(
+        sent_to(&outs, b),
+        vec![ServerMessage::PeerLeft {
+            id: pa,
+            reason: LeaveReason::Disconnected
+        }]
+    );
     assert_eq!(hub.connection_count(), 1);
 }
 
@@ -282,7 +307,7 @@ fn max_rooms_refuses_new_rooms_but_not_existing_ones() {
     // A flood of joins to new rooms: every one refused, nothing opened.
     hub.handle_connect(d, vec![], now);
     for i in 0..50 {
-        hub.handle_text(
+        hub.text(
             d,
             &json!({"type":"join","v":1,"room":format!("new{i}"),"name":"Dan"}).to_string(),
             now,
@@ -305,11 +330,13 @@ fn max_rooms_refuses_new_rooms_but_not_existing_ones() {
         vec![ServerMessage::PeerJoined {
             peer: PeerInfo {
                 id: pe.clone(),
-                name: "Eve".into()
+                name: "Eve".into(),
+                admin: false,
+                tag: None,
             }
         }]
     );
-    hub.handle_text(
+    hub.text(
         e,
         &json!({"type":"offer","to":pa.0,"data":{"sdp":"o"}}).to_string(),
         now,
@@ -325,9 +352,9 @@ fn max_rooms_refuses_new_rooms_but_not_existing_ones() {
 
     // A room closes when its last peer goes (by `leave` or by disconnecting),
     // which makes room for a new one.
-    hub.handle_text(c, r#"{"type":"leave"}"#, now);
+    hub.text(c, r#"{"type":"leave"}"#, now);
     assert_eq!(hub.room_count(), 2);
-    hub.handle_text(
+    hub.text(
         d,
         &json!({"type":"join","v":1,"room":"new0","name":"Dan"}).to_string(),
         now,
@@ -338,7 +365,7 @@ fn max_rooms_refuses_new_rooms_but_not_existing_ones() {
         [ServerMessage::Joined { room, peers, .. }] if room == "new0" && peers.is_empty()
     ));
     assert_eq!(hub.room_count(), 3);
-    hub.handle_text(
+    hub.text(
         c,
         &json!({"type":"join","v":1,"room":"r3","name":"Cat"}).to_string(),
         now,
@@ -352,7 +379,7 @@ fn max_rooms_refuses_new_rooms_but_not_existing_ones() {
     // r1 still has two peers: one leaving does not close it.
     hub.handle_disconnect(a);
     assert_eq!(hub.room_count(), 2);
-    hub.handle_text(
+    hub.text(
         c,
         &json!({"type":"join","v":1,"room":"r3","name":"Cat"}).to_string(),
         now,
@@ -370,4 +397,255 @@ fn too_many_rooms_has_its_wire_code() {
         serde_json::to_value(ServerMessage::error(&err)).ok(),
         Some(json!({"type":"error","code":"too-many-rooms","message":err.to_string()}))
     );
+}
+
+fn join_msg(room: &str, name: &str, extra: serde_json::Value) -> String {
+    let mut m = json!({"type":"join","v":1,"room":room,"name":name});
+    if let (Some(m), Some(extra)) = (m.as_object_mut(), extra.as_object()) {
+        m.extend(extra.clone());
+    }
+    m.to_string()
+}
+
+fn first_error(outs: &[Output], conn: ConnId) -> Option<(ErrorCode, Option<&'static str>)> {
+    sent_to(outs, conn).into_iter().find_map(|m| match m {
+        ServerMessage::Error { code, reason, .. } => Some((code, reason)),
+        _ => None,
+    })
+}
+
+#[test]
+fn token_mode_checks_tokens_and_applies_claims() {
+    let now = Instant::now();
+    let secret = b"join-secret";
+    let mut hub = Hub::new(HubConfig {
+        join_secret: Some(Secret::new(secret.to_vec())),
+        ..HubConfig::default()
+    });
+    let mint = |room: &str, exp: u64, name: Option<&str>, admin: bool| {
+        token::mint(
+            secret,
+            &token::Claims {
+                room: room.into(),
+                exp,
+                name: name.map(str::to_owned),
+                admin,
+            },
+        )
+    };
+    let cases = [
+        (json!({}), "missing"),
+        (json!({"token": "nope"}), "invalid"),
+        (
+            json!({"token": token::mint(b"other", &token::Claims { room: "r".into(), exp: UNIX_NOW + 60, name: None, admin: false })}),
+            "invalid",
+        ),
+        (
+            json!({"token": mint("r", UNIX_NOW, None, false)}),
+            "expired",
+        ),
+        (
+            json!({"token": mint("other", UNIX_NOW + 60, None, false)}),
+            "wrong-room",
+        ),
+    ];
+    for (i, (extra, reason)) in cases.into_iter().enumerate() {
+        let c = ConnId(100 + i as u64);
+        hub.handle_connect(c, vec![], now);
+        hub.text(c, &join_msg("r", "Eve", extra), now);
+        let outs = drain(&mut hub);
+        assert_eq!(
+            first_error(&outs, c),
+            Some((ErrorCode::Unauthorized, Some(reason))),
+            "{reason}"
+        );
+        assert!(
+            !sent_to(&outs, c)
+                .iter()
+                .any(|m| matches!(m, ServerMessage::Joined { .. }))
+        );
+    }
+    assert_eq!(hub.room_count(), 0);
+    assert_eq!(hub.stats().errors_with(ErrorCode::Unauthorized), 5);
+
+    // A valid token: the name claim wins; the first peer sets a password.
+    let (a, b, c) = (ConnId(1), ConnId(2), ConnId(3));
+    hub.handle_connect(a, vec![], now);
+    let t = mint("r", UNIX_NOW + 60, Some("Ann (host)"), false);
+    hub.text(
+        a,
+        &join_msg("r", "whatever", json!({"token": t, "password": "pw"})),
+        now,
+    );
+    let outs = drain(&mut hub);
+    assert!(matches!(
+        sent_to(&outs, a).first(),
+        Some(ServerMessage::Joined { .. })
+    ));
+    // A plain token still needs the password; an admin token does not.
+    hub.handle_connect(b, vec![], now);
+    hub.text(
+        b,
+        &join_msg(
+            "r",
+            "Bob",
+            json!({"token": mint("r", UNIX_NOW + 60, None, false)}),
+        ),
+        now,
+    );
+    let outs = drain(&mut hub);
+    assert_eq!(first_error(&outs, b), Some((ErrorCode::BadPassword, None)));
+    hub.handle_connect(c, vec![], now);
+    hub.text(
+        c,
+        &join_msg(
+            "r",
+            "Cat",
+            json!({"token": mint("r", UNIX_NOW + 60, None, true)}),
+        ),
+        now,
+    );
+    let outs = drain(&mut hub);
+    match sent_to(&outs, c).first() {
+        Some(ServerMessage::Joined { peers, .. }) => {
+            assert_eq!(peers.first().map(|p| p.name.as_str()), Some("Ann (host)"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match sent_to(&outs, a).first() {
+        Some(ServerMessage::PeerJoined { peer }) => {
+            assert!(peer.admin);
+            assert_eq!(peer.name, "Cat");
+        }
+        other => panic!("{other:?}"),
+    }
+    let json = sent_to(&outs, a).first().map(ServerMessage::to_json);
+    assert!(json.is_some_and(|j| j.contains(r#""admin":true"#)));
+}
+
+#[test]
+fn without_a_secret_tokens_are_ignored() {
+    let now = Instant::now();
+    let mut hub = Hub::new(HubConfig::default());
+    hub.handle_connect(ConnId(1), vec![], now);
+    hub.text(
+        ConnId(1),
+        &join_msg("r", "Ann", json!({"token": "garbage"})),
+        now,
+    );
+    let outs = drain(&mut hub);
+    assert!(matches!(
+        sent_to(&outs, ConnId(1)).first(),
+        Some(ServerMessage::Joined { .. })
+    ));
+}
+
+#[test]
+fn drain_tells_everyone_refuses_joins_and_keeps_relaying() {
+    let now = Instant::now();
+    let mut hub = Hub::new(HubConfig::default());
+    let (a, b, idle, late) = (ConnId(1), ConnId(2), ConnId(3), ConnId(4));
+    let _ = join(&mut hub, a, "r", "Ann", now);
+    let outs = join(&mut hub, b, "r", "Bob", now);
+    let pb = you(&outs, b);
+    hub.handle_connect(idle, vec![], now);
+    assert!(!hub.is_draining());
+    hub.handle_drain(now);
+    hub.handle_drain(now);
+    assert!(hub.is_draining());
+    let outs = drain(&mut hub);
+    for c in [a, b, idle] {
+        assert_eq!(
+            sent_to(&outs, c),
+            vec![ServerMessage::Reconnect { reason: "draining" }],
+            "{c:?}"
+        );
+    }
+    assert_eq!(
+        ServerMessage::Reconnect { reason: "draining" }.to_json(),
+        r#"{"type":"reconnect","reason":"draining"}"#
+    );
+    let outs = join(&mut hub, late, "r", "Late", now);
+    assert_eq!(error_codes(&outs, late), vec![ErrorCode::Draining]);
+    hub.text(
+        a,
+        &json!({"type":"candidate","to":pb.0,"data":1}).to_string(),
+        now,
+    );
+    let outs = drain(&mut hub);
+    assert!(matches!(
+        sent_to(&outs, b).first(),
+        Some(ServerMessage::Candidate { .. })
+    ));
+}
+
+#[test]
+fn stats_count_connections_peers_joins_relays_and_errors() {
+    let now = Instant::now();
+    let mut hub = Hub::new(HubConfig::default());
+    let _ = join(&mut hub, ConnId(1), "r", "Ann", now);
+    let outs = join(&mut hub, ConnId(2), "r", "Bob", now);
+    let pb = you(&outs, ConnId(2));
+    let _ = join(&mut hub, ConnId(3), "q", "Cat", now);
+    hub.text(
+        ConnId(1),
+        &json!({"type":"message","to":pb.0}).to_string(),
+        now,
+    );
+    hub.text(ConnId(1), "nope", now);
+    hub.text(ConnId(3), r#"{"type":"leave"}"#, now);
+    let _ = drain(&mut hub);
+    let s = hub.stats();
+    assert_eq!(
+        (s.connections, s.rooms, s.peers, s.joins, s.relayed),
+        (3, 1, 2, 3, 1)
+    );
+    assert_eq!(s.errors_with(ErrorCode::BadJson), 1);
+    assert_eq!(s.errors().count(), ErrorCode::ALL.len());
+    assert_eq!(s.errors().map(|(_, n)| n).sum::<u64>(), 1);
+    assert!(s.errors().any(|(c, n)| c == "bad-json" && n == 1));
+    hub.handle_disconnect(ConnId(1));
+    assert_eq!(hub.stats().peers, 1);
+}
+
+#[test]
+fn session_tags_are_stable_one_way_and_leave_reasons_differ() {
+    let now = Instant::now();
+    let mut hub = Hub::new(HubConfig::default());
+    let (a, b, c) = (ConnId(1), ConnId(2), ConnId(3));
+    let _ = join(&mut hub, a, "r", "Ann", now);
+    hub.handle_connect(b, vec![], now);
+    hub.text(
+        b,
+        &join_msg("r", "Bob", json!({"session": "s3cret-session"})),
+        now,
+    );
+    let outs = drain(&mut hub);
+    let tag = match sent_to(&outs, a).first() {
+        Some(ServerMessage::PeerJoined { peer }) => peer.tag.clone(),
+        other => panic!("{other:?}"),
+    };
+    let tag = tag.unwrap_or_default();
+    assert_eq!(tag.len(), 22);
+    assert!(!tag.contains("s3cret"));
+    assert_eq!(tag, session_tag("s3cret-session"));
+    assert_ne!(tag, session_tag("s3cret-sessioN"));
+    hub.handle_connect(c, vec![], now);
+    hub.text(
+        c,
+        &join_msg("r", "Cat", json!({"session": "bad session!"})),
+        now,
+    );
+    let outs = drain(&mut hub);
+    assert_eq!(error_codes(&outs, c), vec![ErrorCode::BadMessage]);
+
+    hub.text(b, r#"{"type":"leave"}"#, now);
+    let outs = drain(&mut hub);
+    assert!(matches!(
+        sent_to(&outs, a).first(),
+        Some(ServerMessage::PeerLeft {
+            reason: LeaveReason::Left,
+            ..
+        })
+    ));
 }

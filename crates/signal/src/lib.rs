@@ -13,11 +13,12 @@ mod error;
 mod hub;
 mod limit;
 mod protocol;
+pub mod token;
 
 pub use error::{ErrorCode, SignalError};
-pub use hub::{ConnId, Hub, HubConfig, Output};
+pub use hub::{ConnId, Hub, HubConfig, HubStats, Output};
 pub use limit::{RateLimit, TokenBucket};
 pub use protocol::{
-    ClientMessage, IceServer, MAX_NAME_CHARS, MAX_ROOM_LEN, PROTOCOL_VERSION, PeerId, PeerInfo,
-    RelayKind, ServerMessage, check_name, check_room, parse_client_message,
+    ClientMessage, IceServer, LeaveReason, MAX_NAME_CHARS, MAX_ROOM_LEN, PROTOCOL_VERSION, PeerId,
+    PeerInfo, RelayKind, ServerMessage, check_name, check_room, parse_client_message,
 };

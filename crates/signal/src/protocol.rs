@@ -18,6 +18,8 @@ pub const MAX_ROOM_LEN: usize = 64;
 pub const MAX_NAME_CHARS: usize = 64;
 /// Longest room password, in bytes.
 pub const MAX_PASSWORD_LEN: usize = 256;
+/// Longest client session id, in bytes.
+pub const MAX_SESSION_LEN: usize = 64;
 
 /// A peer id assigned by the hub, unique within this hub's lifetime.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -35,8 +37,40 @@ impl std::fmt::Display for PeerId {
 pub struct PeerInfo {
     /// The hub-assigned id.
     pub id: PeerId,
-    /// The display name the peer joined with.
+    /// The display name the peer joined with (or its token's `name`).
     pub name: String,
+    /// Joined with an invite token carrying `admin: true` (omitted when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
+    /// A tag derived from the `session` the peer sent in `join` (absent if
+    /// it sent none): the same browser session has the same tag across
+    /// reconnects, so the others can keep their call with it. The session
+    /// itself is never shown to others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+impl PeerInfo {
+    /// A peer without admin flag or session tag.
+    pub fn new(id: PeerId, name: impl Into<String>) -> Self {
+        PeerInfo {
+            id,
+            name: name.into(),
+            admin: false,
+            tag: None,
+        }
+    }
+}
+
+/// Why a peer left its room, as told to the others in `peer-left`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LeaveReason {
+    /// It sent `leave` (the user left the call).
+    Left,
+    /// Its connection closed or timed out; it may come back with the same
+    /// session tag, and its calls may still be up.
+    Disconnected,
 }
 
 /// One entry of `RTCConfiguration.iceServers`.
@@ -88,6 +122,10 @@ pub enum ClientMessage {
         name: String,
         /// Room password; the first peer in an empty room sets it.
         password: Option<String>,
+        /// Invite token (token mode only; ignored otherwise).
+        token: Option<String>,
+        /// A random id of the client's session, kept across its reconnects.
+        session: Option<String>,
     },
     /// Relay `data` to peer `to` of the same room.
     Relay {
@@ -117,6 +155,10 @@ struct JoinFields {
     name: String,
     #[serde(default)]
     password: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    session: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +232,12 @@ pub fn parse_client_message(text: &str, max_bytes: usize) -> Result<ClientMessag
                     Some(p) if p.is_empty() => None,
                     p => p,
                 },
+                token: f.token.filter(|t| !t.is_empty()),
+                session: match f.session {
+                    Some(s) if s.is_empty() => None,
+                    Some(s) => Some(check_session(&s)?),
+                    None => None,
+                },
             })
         }
         "offer" => relay(RelayKind::Offer, value),
@@ -232,6 +280,21 @@ pub fn check_name(name: &str) -> Result<String, SignalError> {
     Ok(name.to_owned())
 }
 
+/// A client session id: 1–64 bytes of `A-Z a-z 0-9 _ -`.
+fn check_session(session: &str) -> Result<String, SignalError> {
+    let ok = session.len() <= MAX_SESSION_LEN
+        && session
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(session.to_owned())
+    } else {
+        Err(SignalError::BadMessage(
+            "session: 1-64 characters of A-Z, a-z, 0-9, '-' and '_'".into(),
+        ))
+    }
+}
+
 fn truncate(s: &str, max_chars: usize) -> String {
     s.chars().take(max_chars).collect()
 }
@@ -266,6 +329,14 @@ pub enum ServerMessage {
     PeerLeft {
         /// Who.
         id: PeerId,
+        /// `left` (it sent `leave`) or `disconnected`.
+        reason: LeaveReason,
+    },
+    /// The server is draining: connect again (and rejoin) soon. Everything
+    /// else keeps working on this connection until the server goes.
+    Reconnect {
+        /// Why (today always `draining`).
+        reason: &'static str,
     },
     /// A relayed SDP offer.
     Offer {
@@ -309,6 +380,10 @@ pub enum ServerMessage {
         code: ErrorCode,
         /// Human-readable detail.
         message: String,
+        /// A finer reason for some codes (`unauthorized`: `missing`,
+        /// `invalid`, `expired`, `wrong-room`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
     },
 }
 
@@ -328,6 +403,7 @@ impl ServerMessage {
         ServerMessage::Error {
             code: err.code(),
             message: err.to_string(),
+            reason: err.reason(),
         }
     }
 
@@ -354,7 +430,9 @@ mod tests {
             Some(ClientMessage::Join {
                 room: "abc-1".into(),
                 name: "Ann".into(),
-                password: None
+                password: None,
+                token: None,
+                session: None,
             })
         );
         let m = parse_client_message(r#"{"type":"candidate","to":"p2","data":null}"#, 1024);
