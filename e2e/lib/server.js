@@ -1,9 +1,20 @@
 // Starts an extra switchboard process for tests that need their own flags
 // (TLS), on free loopback ports, and stops it by its PID.
 import { spawn, execFileSync } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const freePorts = fileURLToPath(new URL('./free-ports.js', import.meta.url));
+
+/** Writes down the secrets among a server's flags, for checks/secrets.test.js. */
+export function recordSecrets(args) {
+  const file = process.env.SWITCHBOARD_E2E_SECRETS;
+  if (!file) return;
+  for (let i = 0; i + 1 < args.length; i++) {
+    if (['--join-secret', '--auth-secret'].includes(args[i])) appendFileSync(file, `${args[i + 1]}\n`);
+    if (args[i] === '--user') appendFileSync(file, `${args[i + 1].split(':').slice(1).join(':')}\n`);
+  }
+}
 
 /**
  * Starts `$SWITCHBOARD_BIN` with `args` on free ports (or the given ones);
@@ -17,12 +28,20 @@ export async function startServer(args, ready = /web app: (\S+)/, ports = null) 
   // TURN over TLS (on with a certificate) on a port of its own choosing
   // unless the test says otherwise, so parallel servers never collide on 5349.
   const turns = args.includes('--turns-listen') ? [] : ['--turns-listen', '127.0.0.1:0'];
+  // Metrics likewise on a port of its own (the default 9641 is one per machine).
+  if (!args.includes('--metrics-listen')) turns.push('--metrics-listen', '127.0.0.1:0');
+  const log = process.env.SWITCHBOARD_E2E_LOG ?? 'warn';
+  recordSecrets(args);
   const child = spawn(bin, ['--http-listen', `127.0.0.1:${httpPort}`, '--turn-listen', `127.0.0.1:${turnPort}`,
-    '--allow-loopback-peers', '--log', 'warn', ...turns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--allow-loopback-peers', '--log', log, ...turns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   child.stderr.on('data', (d) => { out += d; });
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+    // Kept for checks/secrets.test.js, which reads every server log of the run.
+    try { appendFileSync(new URL('../artifacts/servers.log', import.meta.url), `== ${args.join(' ')}\n${out}\n`); } catch {}
+    resolve({ code, signal });
+  }));
   const deadline = Date.now() + 20_000;
   while (!ready.test(out)) {
     if (child.exitCode !== null) throw new Error(`server exited early:\n${out}`);
@@ -34,6 +53,8 @@ export async function startServer(args, ready = /web app: (\S+)/, ports = null) 
     httpPort,
     turnPort,
     output: () => out,
+    /** The metrics base URL from the banner (`http://127.0.0.1:PORT`), if served. */
+    metricsUrl: () => out.match(/metrics (http:\/\/\S+)\/metrics/)?.[1] ?? null,
     exited,
     /** SIGTERM, then SIGKILL after `graceMs`; resolves with how long the exit took. */
     async stop(graceMs = 10_000) {

@@ -269,6 +269,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Print an invite link for ROOM, signed with --join-secret.
     Invite(InviteArgs),
+    /// Print a configuration file with every key, its meaning and its
+    /// default (the Debian package installs it as /etc/switchboard/switchboard.toml).
+    ConfigTemplate,
 }
 
 /// `switchboard invite ROOM`.
@@ -397,9 +400,85 @@ impl Config {
         Ok(())
     }
 
+    /// A TOML configuration file listing every option: its help text, its
+    /// environment variable and its default, commented out. Generated from
+    /// the flags themselves, so it cannot miss one.
+    pub fn template() -> String {
+        let mut out = String::from(
+            "# Switchboard configuration (switchboard --config FILE).\n\
+             # Every key is a command-line flag without its dashes. Flags and SWITCHBOARD_*\n\
+             # environment variables win over this file; built-in defaults apply to what\n\
+             # none of them sets. The commented values are the defaults: uncomment to change.\n",
+        );
+        let command = Config::command();
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else {
+                continue;
+            };
+            if matches!(long, "config" | "help" | "version") {
+                continue;
+            }
+            out.push('\n');
+            let help = arg
+                .get_long_help()
+                .or_else(|| arg.get_help())
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            for line in wrap(&help, 76) {
+                out.push_str(format!("# {line}").trim_end());
+                out.push('\n');
+            }
+            if let Some(env) = arg.get_env() {
+                out.push_str(&format!("# (environment: {})\n", env.to_string_lossy()));
+            }
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            let list = arg.get_value_delimiter().is_some();
+            let value = match defaults.first() {
+                _ if list => "[]".to_owned(),
+                Some(v) => toml_value(v),
+                None if matches!(arg.get_action(), clap::ArgAction::SetTrue) => "false".to_owned(),
+                None => "\"\"".to_owned(),
+            };
+            out.push_str(&format!("#{long} = {value}\n"));
+        }
+        out
+    }
+
     /// The static users as (name, password) pairs.
     pub fn static_users(&self) -> impl Iterator<Item = (&str, &str)> {
         self.users.iter().filter_map(|u| u.split_once(':'))
+    }
+}
+
+/// `text`'s words in lines of at most `width` characters (longer words stand alone).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for paragraph in text.lines() {
+        let mut line = String::new();
+        for word in paragraph.split_whitespace() {
+            if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+                lines.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+/// A default value as TOML: numbers and booleans bare, the rest quoted.
+fn toml_value(v: &str) -> String {
+    if v == "true" || v == "false" || v.parse::<i64>().is_ok() {
+        v.to_owned()
+    } else {
+        format!("{v:?}")
     }
 }
 
@@ -544,6 +623,48 @@ allow-loopback-peers = true
         std::fs::write(&path, "no-such-option = 1\n").unwrap();
         assert!(Config::load_from(["switchboard", "--config", p]).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn template_lists_every_option_and_parses_back() {
+        let template = Config::template();
+        let command = Config::command();
+        for arg in command.get_arguments() {
+            if let Some(long) = arg.get_long()
+                && !matches!(long, "config" | "help" | "version")
+            {
+                assert!(template.contains(&format!("\n#{long} = ")), "{long} missing");
+            }
+        }
+        // Uncommented, the template is a valid file equal to the defaults.
+        let uncommented: String = template
+            .lines()
+            .filter(|l| {
+                l.split_once(" = ").is_some_and(|(k, _)| {
+                    k.len() > 1
+                        && k.starts_with('#')
+                        && k[1..].bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+                })
+            })
+            .map(|l| format!("{}\n", &l[1..]))
+            .filter(|l| !l.ends_with("= \"\"\n"))
+            .collect();
+        let file: Config = toml::from_str(&uncommented).unwrap();
+        assert_eq!(file.turn_listen, Config::default().turn_listen);
+        assert_eq!(file.user_quota, Config::default().user_quota);
+        assert_eq!(file.metrics_listen, Config::default().metrics_listen);
+    }
+
+    /// The file the Debian package installs is the generated template.
+    #[test]
+    fn packaged_config_file_is_the_template() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../packaging/switchboard.toml");
+        let packaged = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            packaged == Config::template(),
+            "packaging/switchboard.toml is out of date: run \
+             `cargo run -q -- config-template > packaging/switchboard.toml`"
+        );
     }
 
     #[test]

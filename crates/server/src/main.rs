@@ -15,6 +15,10 @@ use switchboard::{http, tls, turn_server};
 
 fn main() -> anyhow::Result<()> {
     let config = Config::load()?;
+    if let Some(switchboard::config::Command::ConfigTemplate) = &config.command {
+        print!("{}", Config::template());
+        return Ok(());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&config.log).context("--log")?)
         .init();
