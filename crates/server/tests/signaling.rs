@@ -34,6 +34,8 @@ async fn start(extra: &[&str]) -> Result<u16, Error> {
         tls: None,
         turn_handoff: None,
         turns_port: None,
+        draining: tokio::sync::watch::channel(false).1,
+        signaling_stats: Default::default(),
     };
     tokio::spawn(http::serve_listener(listener, ctx, std::future::pending()));
     Ok(port)
@@ -50,6 +52,8 @@ async fn start_fast_heartbeat() -> Result<u16, Error> {
         tls: None,
         turn_handoff: None,
         turns_port: None,
+        draining: tokio::sync::watch::channel(false).1,
+        signaling_stats: Default::default(),
     };
     let hub = signal::HubConfig {
         ping_interval: Duration::from_millis(200),
@@ -119,7 +123,10 @@ async fn join_relay_and_ice_servers() -> TestResult {
 
     // A dropped peer is announced.
     drop(b);
-    assert_eq!(recv(&mut a).await?, json!({"type":"peer-left","id":pb}));
+    assert_eq!(
+        recv(&mut a).await?,
+        json!({"type":"peer-left","id":pb,"reason":"disconnected"})
+    );
     Ok(())
 }
 
@@ -331,7 +338,10 @@ async fn heartbeat_closes_a_dead_connection_and_announces_it() -> TestResult {
             return Err("no peer-left within 5 s".into());
         }
     };
-    assert_eq!(left, json!({"type":"peer-left","id": jd["you"]}));
+    assert_eq!(
+        left,
+        json!({"type":"peer-left","id": jd["you"],"reason":"disconnected"})
+    );
     // The dead socket was closed by the server (code 4000).
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(Ok(m)) = dead.next().await {

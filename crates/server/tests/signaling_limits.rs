@@ -43,6 +43,8 @@ async fn start(extra: &[&str]) -> Result<u16, Error> {
         tls: None,
         turn_handoff: None,
         turns_port: None,
+        draining: tokio::sync::watch::channel(false).1,
+        signaling_stats: Default::default(),
     };
     tokio::spawn(http::serve_listener(listener, ctx, std::future::pending()));
     Ok(port)
@@ -388,6 +390,8 @@ async fn wss_knows_the_client_address_and_applies_the_limit() -> TestResult {
         tls,
         turn_handoff: None,
         turns_port: None,
+        draining: tokio::sync::watch::channel(false).1,
+        signaling_stats: Default::default(),
     };
     tokio::spawn(http::serve(ctx, std::future::pending()));
 

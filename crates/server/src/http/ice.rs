@@ -1,6 +1,11 @@
 //! The ICE servers handed to browsers: this node's STUN and TURN (UDP and TCP)
 //! with ephemeral credentials minted from the TURN secret (coturn's REST
 //! scheme), or the operator's `--ice-server` URLs instead.
+//!
+//! Every browser gets its own TURN username, `EXPIRY:ID` with a random
+//! [`credential_id`], so per-user quotas count browsers, not the second
+//! they joined in. The credential lives `--credential-ttl` whatever the
+//! invite token's `exp` (a token gates joining, not media already set up).
 
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -41,14 +46,15 @@ impl IcePolicy {
         }
     }
 
-    /// The list for a browser that reached us with HTTP `Host` header `host`.
-    pub fn servers_for(&self, host: Option<&str>) -> Vec<IceServer> {
+    /// The list for a browser that reached us with HTTP `Host` header
+    /// `host`, with a TURN credential of its own (`EXPIRY:id`).
+    pub fn servers_for(&self, host: Option<&str>, id: &str) -> Vec<IceServer> {
         let expires = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0)
             .saturating_add(self.ttl);
-        let cred = turn::credentials::mint(&self.secret, expires, None);
+        let cred = turn::credentials::mint(&self.secret, expires, Some(id));
         if !self.external.is_empty() {
             // External servers share our secret (e.g. coturn with the same
             // --auth-secret): TURN URLs get the minted credential, STUN none.
@@ -92,6 +98,14 @@ impl IcePolicy {
             },
         ]
     }
+}
+
+/// A fresh id for one browser's TURN username: 8 random bytes, hex (64
+/// bits: unguessable enough to keep one browser's quota its own, and no
+/// name or address in it).
+pub fn credential_id() -> String {
+    let bytes: [u8; 8] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The host part of a `Host` header, as usable in an ICE URL. `localhost`
@@ -153,7 +167,8 @@ mod tests {
             "--ice-server",
             "turns:turn.example.net:5349?transport=tcp",
         ])?;
-        let servers = IcePolicy::new(&config, "shared", None).servers_for(Some("10.0.0.1:8080"));
+        let servers =
+            IcePolicy::new(&config, "shared", None).servers_for(Some("10.0.0.1:8080"), "a1");
         assert_eq!(servers.len(), 2);
         let stun = servers.first().ok_or_else(|| anyhow::anyhow!("stun"))?;
         assert_eq!(stun.urls, vec!["stun:stun.example.net:3478".to_owned()]);
@@ -177,7 +192,8 @@ mod tests {
             "--turn-listen",
             "0.0.0.0:3479",
         ])?;
-        let servers = IcePolicy::new(&config, "s", Some(443)).servers_for(Some("localhost:8080"));
+        let servers =
+            IcePolicy::new(&config, "s", Some(443)).servers_for(Some("localhost:8080"), "a1");
         assert_eq!(
             servers.first().map(|s| s.urls.clone()),
             Some(vec!["stun:203.0.113.7:3479".to_owned()])
@@ -195,7 +211,7 @@ mod tests {
         let mut config = Config::default();
         config.turn_listen = "0.0.0.0:3478".parse().unwrap_or(config.turn_listen);
         let policy = IcePolicy::new(&config, "s3cret", None);
-        let servers = policy.servers_for(Some("192.0.2.1:8080"));
+        let servers = policy.servers_for(Some("192.0.2.1:8080"), &credential_id());
         assert_eq!(servers.len(), 2);
         let turn = servers.get(1).cloned();
         let turn = turn.as_ref();
@@ -207,6 +223,10 @@ mod tests {
             ])
         );
         let user = turn.and_then(|s| s.username.clone()).unwrap_or_default();
+        let (expiry, id) = user.split_once(':').unwrap_or_default();
+        assert!(expiry.parse::<u64>().is_ok(), "{user}");
+        assert_eq!(id.len(), 16, "{user}");
+        assert_ne!(credential_id(), credential_id());
         assert_eq!(
             turn.and_then(|s| s.credential.clone()),
             Some(turn::credentials::password_for(b"s3cret", &user))

@@ -4,14 +4,21 @@
 //! Routes: `/` home, `/r/{room}` room page, `/diag` diagnostics page,
 //! `/assets/{file}` embedded files, `/ws` signaling (protocol in
 //! `docs/protocol.md`), `/api/ice` ICE servers with fresh credentials,
-//! `/healthz`.
+//! `/healthz` (alive), `/readyz` (503 while draining).
 //!
 //! Signaling limits: `--max-ws-per-ip` WebSocket connections per client
 //! address (refused with 429 before the upgrade, see [`crate::per_address`]); rooms,
-//! room size and message rate in the hub ([`hub_config`]).
+//! room size and message rate in the hub ([`hub_config`]). Web origins:
+//! a foreign `Origin` is refused with 403 on `/ws` and `/api/ice`
+//! ([`origin`]). Token mode (`--join-secret`): joins need an invite token
+//! (checked by the hub), `/api/ice` a `Authorization: Bearer` one.
+//! Drain: when [`HttpContext::draining`] turns true, `/readyz` answers 503
+//! and the hub tells every peer to `reconnect` and refuses new joins.
 
 mod assets;
 mod ice;
+pub mod origin;
+mod stats;
 mod tls;
 mod ws;
 
@@ -28,10 +35,12 @@ use signal::HubConfig;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::per_address::ConnectionsPerIp;
 use crate::tls::Tls;
 use crate::turn_server::handoff::Handoff;
 use ice::IcePolicy;
-use crate::per_address::ConnectionsPerIp;
+use origin::OriginPolicy;
+pub use stats::{SignalingSnapshot, SignalingStats};
 use ws::Signaling;
 
 /// What the HTTP side needs from the rest of the process.
@@ -47,6 +56,11 @@ pub struct HttpContext {
     /// The port browsers are given for TURN over TLS: the HTTPS port when
     /// it is shared, else the `--turns-listen` port; none without TLS.
     pub turns_port: Option<u16>,
+    /// Turns true when the process starts draining (SIGTERM): `/readyz`
+    /// answers 503, peers are told to reconnect, new joins are refused.
+    pub draining: watch::Receiver<bool>,
+    /// Signaling counters, for the metrics.
+    pub signaling_stats: Arc<SignalingStats>,
 }
 
 /// The address of an HTTP client, for counting its WebSockets.
@@ -66,6 +80,10 @@ struct App {
     signaling: Arc<Signaling>,
     ice: IcePolicy,
     ws_per_ip: Arc<ConnectionsPerIp>,
+    origins: OriginPolicy,
+    join_secret: Option<signal::token::Secret>,
+    stats: Arc<SignalingStats>,
+    draining: watch::Receiver<bool>,
 }
 
 /// Serves HTTP (or HTTPS, per the TLS options) on `config.http_listen` until
@@ -94,7 +112,8 @@ pub async fn serve_on(
         );
         return serve_listener(listener, ctx, shutdown).await;
     };
-    let (router, stop) = router(&ctx, hub_config(&ctx));
+    let port = listener.local_addr()?.port();
+    let (router, stop) = router(&ctx, hub_config(&ctx), port);
     println!(
         "Switchboard web app: https://{}/",
         display_addr(listener.local_addr()?)
@@ -128,7 +147,8 @@ pub async fn serve_listener_with(
     hub: HubConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (router, stop) = router(&ctx, hub);
+    let port = listener.local_addr()?.port();
+    let (router, stop) = router(&ctx, hub, port);
     serve_plain(listener, router, close_sockets_on(shutdown, stop)).await
 }
 
@@ -137,6 +157,11 @@ pub fn hub_config(ctx: &HttpContext) -> HubConfig {
     HubConfig {
         room_size: ctx.config.room_size.max(1),
         max_rooms: ctx.config.max_rooms.max(1),
+        join_secret: ctx
+            .config
+            .join_secret
+            .as_deref()
+            .map(signal::token::Secret::new),
         ..HubConfig::default()
     }
 }
@@ -168,14 +193,29 @@ async fn serve_plain(
 
 /// The router, and the switch that closes all WebSockets (graceful shutdown
 /// waits for open connections, so they must be told to end).
-fn router(ctx: &HttpContext, hub: HubConfig) -> (Router, watch::Sender<bool>) {
+fn router(ctx: &HttpContext, hub: HubConfig, port: u16) -> (Router, watch::Sender<bool>) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let signaling = Signaling::new(hub, stop_rx);
     tokio::spawn(signaling.clone().run_ticker());
+    tokio::spawn(signaling.clone().drain_on(ctx.draining.clone()));
+    ctx.signaling_stats.attach(Arc::downgrade(&signaling));
     let app = Arc::new(App {
         signaling,
         ice: IcePolicy::new(&ctx.config, &ctx.turn_secret, ctx.turns_port),
         ws_per_ip: ConnectionsPerIp::new(ctx.config.max_ws_per_ip),
+        origins: OriginPolicy::new(
+            ctx.tls.is_some(),
+            port,
+            ctx.config.public_host.as_deref(),
+            &ctx.config.allowed_origins,
+        ),
+        join_secret: ctx
+            .config
+            .join_secret
+            .as_deref()
+            .map(signal::token::Secret::new),
+        stats: ctx.signaling_stats.clone(),
+        draining: ctx.draining.clone(),
     });
     let router = Router::new()
         .route("/", get(|| async { page("index.html") }))
@@ -184,8 +224,9 @@ fn router(ctx: &HttpContext, hub: HubConfig) -> (Router, watch::Sender<bool>) {
         .route("/assets/{*path}", get(asset))
         .route("/favicon.ico", get(|| async { page("favicon.svg") }))
         .route("/ws", get(websocket))
-        .route("/api/ice", get(ice_servers))
+        .route("/api/ice", get(ice_servers).options(ice_preflight))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .with_state(app);
     (router, stop_tx)
 }
@@ -239,19 +280,45 @@ fn host_of(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::HOST).and_then(|h| h.to_str().ok())
 }
 
-/// `/ws`: upgrades to the signaling WebSocket, unless the client's address
-/// already has `--max-ws-per-ip` of them open (then 429, before upgrading).
+/// The `Origin` header; a value that is not text counts as a foreign origin.
+fn origin_of(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::ORIGIN)
+        .map(|h| h.to_str().unwrap_or("invalid"))
+}
+
+/// `/readyz`: 200 `ready`, or 503 `draining` once the drain started.
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    if *app.draining.borrow() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+/// `/ws`: upgrades to the signaling WebSocket, unless its `Origin` is
+/// foreign (403) or the client's address already has `--max-ws-per-ip` of
+/// them open (429), both before upgrading.
 async fn websocket(
     State(app): State<Arc<App>>,
     ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if !app.origins.allows(origin_of(&headers), host_of(&headers)) {
+        tracing::debug!(%client, "refusing WebSocket: foreign origin");
+        SignalingStats::bump(&app.stats.ws_refused_origin);
+        return forbidden_origin();
+    }
     let Some(slot) = app.ws_per_ip.try_acquire(client.ip()) else {
         tracing::debug!(%client, "refusing WebSocket: too many from this address");
+        SignalingStats::bump(&app.stats.ws_refused_per_ip);
         return too_many_connections(app.ws_per_ip.limit());
     };
-    let ice = app.ice.servers_for(host_of(&headers));
+    SignalingStats::bump(&app.stats.ws_accepted);
+    let ice = app
+        .ice
+        .servers_for(host_of(&headers), &ice::credential_id());
     let signaling = app.signaling.clone();
     upgrade
         .max_message_size(ws::MAX_FRAME_BYTES)
@@ -263,23 +330,115 @@ async fn websocket(
         })
 }
 
-/// 429 with a short JSON body: the client's address has `limit` WebSockets open.
-fn too_many_connections(limit: usize) -> Response {
-    let body = serde_json::json!({
-        "error": "too-many-connections",
-        "message": format!("at most {limit} signaling connections per address; close one and retry"),
-    });
-    let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+/// A JSON error body `{"error": code, "message": …}` (plus `reason` when
+/// given), not cached.
+fn json_error(status: StatusCode, code: &str, message: &str, reason: Option<&str>) -> Response {
+    let mut body = serde_json::json!({ "error": code, "message": message });
+    if let (Some(reason), Some(obj)) = (reason, body.as_object_mut()) {
+        obj.insert("reason".into(), reason.into());
+    }
+    let mut resp = (status, axum::Json(body)).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
+/// 403: the request's `Origin` is neither this app's nor an `--allowed-origin`.
+fn forbidden_origin() -> Response {
+    json_error(
+        StatusCode::FORBIDDEN,
+        "forbidden-origin",
+        "this web origin may not use this server's signaling; the operator can allow it with --allowed-origin",
+        None,
+    )
+}
+
+/// 429 with a short JSON body: the client's address has `limit` WebSockets open.
+fn too_many_connections(limit: usize) -> Response {
+    json_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-connections",
+        &format!("at most {limit} signaling connections per address; close one and retry"),
+        None,
+    )
+}
+
+/// Headers letting an allowed cross-origin page read the answer.
+fn cors(resp: &mut Response, origin: Option<&str>) {
+    let h = resp.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(v) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+}
+
+/// The bearer token of an `Authorization` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// `/api/ice`: the ICE servers with a fresh credential. A foreign `Origin`
+/// gets 403; in token mode a request without a valid `Authorization:
+/// Bearer TOKEN` (for any room) gets 401.
 async fn ice_servers(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let servers = app.ice.servers_for(host_of(&headers));
+    let origin = origin_of(&headers);
+    if !app.origins.allows(origin, host_of(&headers)) {
+        return forbidden_origin();
+    }
+    if let Some(secret) = &app.join_secret {
+        let checked = signal::token::verify(
+            secret.as_bytes(),
+            bearer(&headers).unwrap_or_default(),
+            ws::unix_now(),
+        );
+        if let Err(e) = checked {
+            SignalingStats::bump(&app.stats.unauthorized_api);
+            let mut resp = json_error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                &e.to_string(),
+                Some(e.reason()),
+            );
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            cors(&mut resp, origin);
+            return resp;
+        }
+    }
+    let servers = app
+        .ice
+        .servers_for(host_of(&headers), &ice::credential_id());
     let body = serde_json::json!({ "iceServers": servers });
     let mut resp = axum::Json(body).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    cors(&mut resp, origin);
+    resp
+}
+
+/// CORS preflight of `/api/ice` (a cross-origin fetch with `Authorization`):
+/// allowed origins only.
+async fn ice_preflight(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let origin = origin_of(&headers);
+    if origin.is_none() || !app.origins.allows(origin, host_of(&headers)) {
+        return forbidden_origin();
+    }
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    cors(&mut resp, origin);
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
     resp
 }

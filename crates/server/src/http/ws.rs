@@ -8,11 +8,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use signal::{ConnId, Hub, HubConfig, IceServer, Output};
+use signal::{ConnId, Hub, HubConfig, HubStats, IceServer, Output};
 use tokio::sync::{mpsc, watch};
 
 /// Largest WebSocket message accepted at all; larger ones close the
@@ -67,6 +67,26 @@ impl Signaling {
         s.dispatch();
     }
 
+    /// The hub's counters now.
+    pub fn stats(&self) -> HubStats {
+        self.lock().hub.stats()
+    }
+
+    /// Starts the drain: every connection is told to reconnect, new joins
+    /// are refused (see [`Hub::handle_drain`]).
+    pub fn drain(&self) {
+        self.with_hub(|hub| hub.handle_drain(Instant::now()));
+    }
+
+    /// Drains once `draining` turns true (or at once if it already is).
+    pub async fn drain_on(self: Arc<Self>, mut draining: watch::Receiver<bool>) {
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            r = draining.wait_for(|d| *d) => if r.is_ok() { self.drain() },
+            _ = shutdown.wait_for(|s| *s) => {}
+        }
+    }
+
     /// Calls the hub's timers once a second until shutdown.
     pub async fn run_ticker(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -116,7 +136,10 @@ impl Signaling {
             while let Some(Ok(msg)) = stream.next().await {
                 let now = Instant::now();
                 match msg {
-                    Message::Text(t) => self.with_hub(|hub| hub.handle_text(id, t.as_str(), now)),
+                    Message::Text(t) => {
+                        let unix = unix_now();
+                        self.with_hub(|hub| hub.handle_text(id, t.as_str(), now, unix))
+                    }
                     Message::Binary(b) => self.with_hub(|hub| hub.handle_binary(id, b.len(), now)),
                     Message::Ping(_) | Message::Pong(_) => {
                         self.with_hub(|hub| hub.handle_pong(id, now))
@@ -164,4 +187,11 @@ impl Shared {
             }
         }
     }
+}
+
+/// Wall-clock time in Unix seconds (invite tokens expire by it).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
