@@ -146,6 +146,12 @@ impl Users {
         Some(Key::derive(alg, username, &self.realm, &password))
     }
 
+    /// True if `username` is a static user (`--user`); anything else that
+    /// authenticates is an ephemeral credential.
+    pub fn is_static(&self, username: &str) -> bool {
+        self.statics.contains_key(username)
+    }
+
     /// True if `username` is an ephemeral credential past its expiry. Checked
     /// on every request, as coturn does, so a cached key cannot keep an
     /// allocation alive beyond its credential.

@@ -3,7 +3,8 @@
 //!
 //! Nothing here owns a socket or reads a clock: packets come in as bytes with
 //! their addresses, time comes in as [`std::time::Instant`], and what to send
-//! comes out.
+//! comes out. Counters ([`ServerStats`]) are plain integers the core keeps
+//! and copies out on request.
 
 pub mod allocation;
 pub mod auth;
@@ -15,8 +16,10 @@ pub mod nonce;
 pub mod policy;
 pub mod rate_limit;
 pub mod server;
+pub mod stats;
 
 pub use server::{
     ClientSend, Event, FiveTuple, PEER_HEADROOM, PEER_TAILROOM, PeerSend, RelaySockets, Server,
     ServerConfig, Transmit, Transport,
 };
+pub use stats::{DropReason, ServerStats};

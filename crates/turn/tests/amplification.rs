@@ -158,8 +158,8 @@ fn one_source_gets_a_bounded_number_of_answers() {
             answered += 1;
         }
     }
-    // Default: 100 per second with a burst of 200.
-    assert_eq!(answered, 200);
+    // Default: 3 000 per second with a burst of 300 (a tenth of a second).
+    assert_eq!(answered, 300);
     // Another source is unaffected.
     s.handle_client(now, from(2), &req, &mut NoBind);
     assert!(s.poll_transmit().is_some());

@@ -1,6 +1,8 @@
 //! Request handlers: Binding (RFC 8489 §7.3), Allocate (RFC 8656 §7.2),
 //! Refresh (§7.3), CreatePermission (§9.2), ChannelBind (§12.2), with the
-//! address-family rules of RFC 8656 §7.2 and RFC 6156.
+//! address-family rules of RFC 8656 §7.2 and RFC 6156. While draining, a
+//! new Allocate is answered 300 Try Alternate with ALTERNATE-SERVER
+//! (RFC 8489 §10, §14.15) or 508 Insufficient Capacity.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -12,8 +14,9 @@ use super::request::Auth;
 use super::{FiveTuple, RESERVATION_LIFETIME, RelaySockets, Server};
 use crate::allocation::Allocation;
 use crate::channel_data::{MAX_CHANNEL_ACCEPTED, MIN_CHANNEL};
-use crate::ledger::QuotaError;
+use crate::ledger::UserKind;
 use crate::rate_limit::TokenBucket;
+use crate::stats::DropReason;
 
 /// UDP, the only REQUESTED-TRANSPORT this relay offers.
 const UDP: u8 = 17;
@@ -169,6 +172,9 @@ impl Server {
             }
             return;
         }
+        if let Some(alternate) = self.draining {
+            return self.refuse_while_draining(from, req, auth, alternate);
+        }
         match req.attribute(AttributeType::REQUESTED_TRANSPORT) {
             Some(Ok(Attribute::RequestedTransport(UDP))) => {}
             Some(Ok(Attribute::RequestedTransport(_))) => {
@@ -202,10 +208,23 @@ impl Server {
         {
             return self.error(from, req, 400, Some(auth));
         }
-        match self.config.ledger.reserve(&auth.username, from.client.ip()) {
-            Ok(()) => {}
-            Err(QuotaError::Quota) => return self.error(from, req, 486, Some(auth)),
-            Err(QuotaError::Capacity) => return self.error(from, req, 508, Some(auth)),
+        let kind = if self.config.users.is_static(&auth.username) {
+            UserKind::Static
+        } else {
+            UserKind::Ephemeral
+        };
+        let reserved = self
+            .config
+            .ledger
+            .reserve(&auth.username, kind, from.client.ip(), now);
+        if let Err(limit) = reserved {
+            let code = limit.code();
+            self.stats.drop(if code == 508 {
+                DropReason::Capacity
+            } else {
+                DropReason::Quota
+            });
+            return self.error(from, req, code, Some(auth));
         }
         // From here on, every refusal gives the reservation back.
         let release = |s: &mut Self| s.config.ledger.release(&auth.username, from.client.ip());
@@ -217,6 +236,7 @@ impl Server {
                 Some(r) if self.bind_held(r, relays) => (r, None),
                 _ => {
                     release(self);
+                    self.stats.drop(DropReason::Capacity);
                     return self.error(from, req, 508, Some(auth));
                 }
             }
@@ -237,6 +257,7 @@ impl Server {
                 }
                 None => {
                     release(self);
+                    self.stats.drop(DropReason::Capacity);
                     return self.error(from, req, 508, Some(auth));
                 }
             }
@@ -264,6 +285,7 @@ impl Server {
             )),
         );
         self.by_relay.insert(relay, from);
+        self.stats.allocation_added(from.transport, relay);
         self.schedule(expires);
         let granted = Granted {
             relay: advertised,
@@ -272,6 +294,32 @@ impl Server {
             additional,
         };
         self.allocate_success(from, req, auth, granted);
+    }
+
+    /// A new Allocate while draining: 300 with ALTERNATE-SERVER when the
+    /// alternate is of the family of the address the request reached (the
+    /// client can reach it the same way), else 508.
+    fn refuse_while_draining(
+        &mut self,
+        from: FiveTuple,
+        req: &Message<'_>,
+        auth: &Auth,
+        alternate: Option<SocketAddr>,
+    ) {
+        self.stats.drop(DropReason::Draining);
+        match alternate {
+            Some(alt) if alt.is_ipv4() == from.server.is_ipv4() => {
+                let attrs = [
+                    Attribute::ErrorCode(stun::ErrorCode {
+                        code: 300,
+                        reason: super::request::reason(300),
+                    }),
+                    Attribute::AlternateServer(alt),
+                ];
+                self.reply(from, req, Class::Error, Some(auth), &attrs);
+            }
+            _ => self.error(from, req, 508, Some(auth)),
+        }
     }
 
     /// The Allocate success response, with the reservation token if one was
@@ -433,11 +481,12 @@ impl Server {
 
     /// Checks a peer address for CreatePermission and ChannelBind: 443 if its
     /// family differs from the relay's, 403 if policy forbids it.
-    fn check_peer(&self, relay: SocketAddr, peer: SocketAddr) -> Result<(), u16> {
+    fn check_peer(&mut self, relay: SocketAddr, peer: SocketAddr) -> Result<(), u16> {
         if AddressFamily::of(peer.ip()) != AddressFamily::of(relay.ip()) {
             return Err(443);
         }
         if !self.config.policy.permits(peer.ip()) {
+            self.stats.drop(DropReason::PeerPolicy);
             return Err(403);
         }
         Ok(())
@@ -473,6 +522,7 @@ impl Server {
             a.permission_count() + new > self.config.max_permissions
         });
         if full {
+            self.stats.drop(DropReason::Capacity);
             return self.error(from, req, 508, Some(auth));
         }
         if let Some(a) = self.allocations.get_mut(&from) {
@@ -507,6 +557,7 @@ impl Server {
             !a.has_channel_entry(channel) && a.channel_count() >= self.config.max_channels
         });
         if full {
+            self.stats.drop(DropReason::Capacity);
             return self.error(from, req, 508, Some(auth));
         }
         let bound = match self.allocations.get_mut(&from) {

@@ -6,6 +6,12 @@
 //! sockets to close, and calls [`Server::handle_timeout`] when
 //! [`Server::poll_timeout`] is due. Relayed data comes back directly from the
 //! `handle_*` calls, borrowing the input buffer: no allocation, no copy.
+//!
+//! [`Server::stats`] copies out its counters ([`ServerStats`]: requests by
+//! method and response, relayed data, drops by reason, allocations held).
+//! [`Server::set_draining`] refuses new allocations for a graceful restart
+//! with 300 Try Alternate and ALTERNATE-SERVER (RFC 8489 §10, §14.15) or
+//! 508 (RFC 8656 §7.2), while existing ones keep working.
 
 mod handlers;
 mod request;
@@ -29,6 +35,7 @@ use crate::ledger::{Ledger, Quotas};
 use crate::nonce::NonceKey;
 use crate::policy::PeerPolicy;
 use crate::rate_limit::{Rate, RateTable, TokenBucket};
+use crate::stats::{DropReason, ServerStats};
 
 /// Transport between client and server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,6 +100,7 @@ pub struct ServerConfig {
     pub nonce_lifetime: Duration,
     /// Responses to unauthenticated requests (Binding, challenges, early
     /// errors) per source IP; beyond it requests are dropped unanswered.
+    /// Default 3 000/s with a burst of 300.
     pub unauthenticated_rate: Rate,
     /// Failed authentications per source IP and per username; beyond it
     /// requests are dropped without checking the password.
@@ -118,6 +126,7 @@ impl ServerConfig {
             policy: PeerPolicy::default(),
             ledger: Arc::new(Ledger::new(Quotas {
                 per_user: 16,
+                per_static_user: 0,
                 per_ip: 64,
                 total: 10_000,
             })),
@@ -125,9 +134,13 @@ impl ServerConfig {
             default_lifetime: Duration::from_secs(600),
             max_lifetime: Duration::from_secs(3600),
             nonce_lifetime: Duration::from_secs(600),
+            // Generous per source, for the many users behind one NAT (2 000
+            // Binding/s and 500 new allocations/s are served), with a burst of
+            // a tenth of a second so a flood still gets back less than it
+            // sends (amplification).
             unauthenticated_rate: Rate {
-                per_second: 100.0,
-                burst: 200.0,
+                per_second: 3000.0,
+                burst: 300.0,
             },
             auth_failure_rate: Rate {
                 per_second: 0.5,
@@ -220,6 +233,13 @@ pub struct Server {
     now: Instant,
     scratch: Vec<u8>,
     rng: StdRng,
+    stats: ServerStats,
+    /// Set by the request handlers when they queue the answer: the outcome
+    /// column (success or error code) of [`ServerStats`]'s responses.
+    answered: Option<usize>,
+    /// `Some` while draining: new allocations are refused, redirected to
+    /// the alternate server when there is one.
+    draining: Option<Option<SocketAddr>>,
 }
 
 impl Server {
@@ -251,7 +271,30 @@ impl Server {
             now,
             scratch: Vec::with_capacity(2048),
             rng,
+            stats: ServerStats::default(),
+            answered: None,
+            draining: None,
         }
+    }
+
+    /// A copy of the counters (plain integers; cheap, no allocation).
+    pub fn stats(&self) -> ServerStats {
+        self.stats.clone()
+    }
+
+    /// Starts draining: from now on a new Allocate (not a retransmission of
+    /// one that succeeded) is refused after authentication, with 300 Try
+    /// Alternate and ALTERNATE-SERVER `alternate` if given and of the family
+    /// of the server address the request reached, else with 508. Refresh,
+    /// permissions, channels, relayed data and Binding go on as before.
+    /// Calling it again replaces the alternate.
+    pub fn set_draining(&mut self, alternate: Option<SocketAddr>) {
+        self.draining = Some(alternate);
+    }
+
+    /// True once [`Server::set_draining`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.is_some()
     }
 
     /// Number of live allocations.
@@ -313,6 +356,7 @@ impl Server {
 
     fn remove_allocation(&mut self, ft: &FiveTuple) {
         if let Some(a) = self.allocations.remove(ft) {
+            self.stats.allocation_removed(ft.transport, a.relay);
             self.by_relay.remove(&a.relay);
             self.config.ledger.release(&a.username, ft.client.ip());
             self.events.push_back(Event::RelayClosed(a.relay));
@@ -341,13 +385,24 @@ impl Server {
         relays: &mut dyn RelaySockets,
     ) -> Option<PeerSend<'a>> {
         self.now = now;
-        match packet.first()? {
+        let Some(first) = packet.first() else {
+            self.stats.drop(DropReason::Malformed);
+            return None;
+        };
+        let sent = match first {
             0x40..=0x7F => self.channel_data_from_client(now, from, packet),
             0x00..=0x03 => {
-                let msg = Message::decode(packet).ok()?;
+                let Ok(msg) = Message::decode(packet) else {
+                    self.stats.drop(DropReason::Malformed);
+                    return None;
+                };
                 match msg.class() {
                     Class::Request => {
+                        self.answered = None;
                         self.handle_request(now, from, &msg, relays);
+                        let outcome = self.answered.take().unwrap_or(crate::stats::DROPPED);
+                        self.stats
+                            .response(crate::stats::method_index(msg.method()), outcome);
                         None
                     }
                     Class::Indication if msg.method() == Method::SEND => {
@@ -356,8 +411,16 @@ impl Server {
                     _ => None,
                 }
             }
-            _ => None,
+            _ => {
+                self.stats.drop(DropReason::Malformed);
+                None
+            }
+        };
+        if let Some(p) = &sent {
+            self.stats.client_to_peer_packets += 1;
+            self.stats.client_to_peer_bytes += p.payload.len() as u64;
         }
+        sent
     }
 
     /// Spends relay budget for `bytes` on allocation `ft` and the server;
@@ -372,14 +435,29 @@ impl Server {
                 .get_mut(ft)
                 .is_some_and(|a| a.bandwidth.take(rate, ms, n));
             if !allowed {
+                self.stats.drop(DropReason::Bandwidth);
                 return false;
             }
         }
         if self.config.total_bytes_per_second > 0 {
             let rate = bandwidth_rate(self.config.total_bytes_per_second);
-            return self.total_bandwidth.take(rate, ms, n);
+            if !self.total_bandwidth.take(rate, ms, n) {
+                self.stats.drop(DropReason::Bandwidth);
+                return false;
+            }
         }
         true
+    }
+
+    /// A live allocation on `ft`, or `None` counted as a NoAllocation drop.
+    fn live_allocation(&mut self, ft: &FiveTuple, now: Instant) -> Option<&Allocation> {
+        match self.allocations.get(ft) {
+            Some(a) if a.expires > now => Some(a),
+            _ => {
+                self.stats.drop(DropReason::NoAllocation);
+                None
+            }
+        }
     }
 
     fn channel_data_from_client<'a>(
@@ -388,12 +466,15 @@ impl Server {
         from: FiveTuple,
         packet: &'a [u8],
     ) -> Option<PeerSend<'a>> {
-        let cd = ChannelData::decode(packet).ok()?;
-        let a = self.allocations.get(&from)?;
-        if a.expires <= now {
+        let Ok(cd) = ChannelData::decode(packet) else {
+            self.stats.drop(DropReason::Malformed);
             return None;
-        }
-        let peer = a.peer_for_channel(cd.channel, now)?;
+        };
+        let a = self.live_allocation(&from, now)?;
+        let Some(peer) = a.peer_for_channel(cd.channel, now) else {
+            self.stats.drop(DropReason::NoPermission);
+            return None;
+        };
         let relay = a.relay;
         self.spend(&from, now, cd.payload.len())
             .then_some(PeerSend {
@@ -411,19 +492,25 @@ impl Server {
         from: FiveTuple,
         msg: &Message<'a>,
     ) -> Option<PeerSend<'a>> {
-        let a = self.allocations.get(&from)?;
-        if a.expires <= now {
-            return None;
-        }
+        let a = self.live_allocation(&from, now)?;
         let Some(Ok(Attribute::XorPeerAddress(peer))) =
             msg.attribute(stun::AttributeType::XOR_PEER_ADDRESS)
         else {
+            self.stats.drop(DropReason::Malformed);
             return None;
         };
         let Some(Ok(Attribute::Data(payload))) = msg.attribute(stun::AttributeType::DATA) else {
+            self.stats.drop(DropReason::Malformed);
             return None;
         };
         if !a.permits(peer.ip(), now) {
+            // A refused peer never has a permission; say which it was.
+            let reason = if self.config.policy.permits(peer.ip()) {
+                DropReason::NoPermission
+            } else {
+                DropReason::PeerPolicy
+            };
+            self.stats.drop(reason);
             return None;
         }
         let relay = a.relay;
@@ -448,9 +535,13 @@ impl Server {
         buf: &'a mut [u8],
         len: usize,
     ) -> Option<ClientSend<'a>> {
-        let ft = *self.by_relay.get(&relay)?;
-        let a = self.allocations.get(&ft)?;
-        if a.expires <= now || !a.permits(peer.ip(), now) {
+        let Some(ft) = self.by_relay.get(&relay).copied() else {
+            self.stats.drop(DropReason::NoAllocation);
+            return None;
+        };
+        let a = self.live_allocation(&ft, now)?;
+        if !a.permits(peer.ip(), now) {
+            self.stats.drop(DropReason::NoPermission);
             return None;
         }
         if !self.spend(&ft, now, len) {
@@ -469,6 +560,8 @@ impl Server {
                 .get_mut(..PEER_HEADROOM)?
                 .copy_from_slice(&ChannelData::header(channel, len16));
             frame.get_mut(PEER_HEADROOM + len..)?.fill(0);
+            self.stats.peer_to_client_packets += 1;
+            self.stats.peer_to_client_bytes += len as u64;
             return Some(ClientSend {
                 to: ft,
                 payload: frame,
@@ -480,6 +573,8 @@ impl Server {
         let mut b = MessageBuilder::new(&mut self.scratch, Class::Indication, Method::DATA, tid);
         b.add(&Attribute::XorPeerAddress(peer)).ok()?;
         b.add(&Attribute::Data(data)).ok()?;
+        self.stats.peer_to_client_packets += 1;
+        self.stats.peer_to_client_bytes += len as u64;
         Some(ClientSend {
             to: ft,
             payload: b.finish(),

@@ -1,5 +1,7 @@
 //! Request authentication (RFC 8489 §9.2.4) and response building
-//! (RFC 8489 §6.3, error codes of RFC 8489 §14.8 and RFC 8656 §19).
+//! (RFC 8489 §6.3, error codes of RFC 8489 §14.8 and RFC 8656 §19). Every
+//! queued answer records its outcome for [`crate::ServerStats`]; an
+//! answer the rate limit swallows is a `dropped` request.
 
 use stun::{Attribute, AttributeType, Class, Message, MessageBuilder, PasswordAlgorithms};
 
@@ -7,6 +9,7 @@ use super::{FiveTuple, Server, Transmit};
 use crate::auth::{Key, PasswordAlgorithm};
 use crate::nonce::NonceError;
 use crate::rate_limit::Verdict;
+use crate::stats::DropReason;
 
 /// PASSWORD-ALGORITHMS this server offers, in order of preference:
 /// SHA-256, then MD5, each with no parameters (RFC 8489 §14.11).
@@ -24,6 +27,7 @@ pub(super) struct Auth {
 /// Reason phrase for an error code.
 pub(super) fn reason(code: u16) -> &'static str {
     match code {
+        300 => "Try Alternate",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -63,10 +67,14 @@ impl Server {
             match self.unauthenticated.take(&to.client.ip(), self.now) {
                 Verdict::Allowed => {}
                 Verdict::FirstRefusal => {
+                    self.stats.drop(DropReason::RateLimit);
                     tracing::warn!(source = %to.client.ip(), "unauthenticated request rate exceeded; dropping requests from this source");
                     return;
                 }
-                Verdict::Refused => return,
+                Verdict::Refused => {
+                    self.stats.drop(DropReason::RateLimit);
+                    return;
+                }
             }
         }
         let mut payload = Vec::with_capacity(128);
@@ -85,6 +93,14 @@ impl Server {
             return;
         }
         self.transmits.push_back(Transmit { to, payload });
+        let code = attrs.iter().find_map(|a| match a {
+            Attribute::ErrorCode(e) => Some(e.code),
+            _ => None,
+        });
+        self.answered = Some(crate::stats::outcome_index(code));
+        if code.is_none() && req.method() == stun::Method::BINDING {
+            self.stats.bindings_answered += 1;
+        }
     }
 
     /// Queues an error response.
@@ -197,6 +213,7 @@ impl Server {
             && (!self.failures_by_ip.has_budget(&ip, now)
                 || !self.failures_by_user.has_budget(&username, now))
         {
+            self.stats.drop(DropReason::RateLimit);
             return None;
         }
         // Reuse the key derived when the allocation was made.
@@ -239,6 +256,7 @@ impl Server {
     /// Counts a failed authentication against its source and its username,
     /// logging once per burst when either runs out.
     fn auth_failed(&mut self, now: std::time::Instant, from: FiveTuple, username: &str) {
+        self.stats.drop(DropReason::AuthFailure);
         let by_ip = self.failures_by_ip.take(&from.client.ip(), now);
         let by_user = self.failures_by_user.take(&username, now);
         if by_ip == Verdict::FirstRefusal {

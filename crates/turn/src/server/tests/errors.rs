@@ -224,6 +224,7 @@ fn user_quota_486_and_total_quota_508() {
     let mut cfg = config();
     cfg.ledger = std::sync::Arc::new(crate::ledger::Ledger::new(crate::ledger::Quotas {
         per_user: 2,
+        per_static_user: 2,
         per_ip: 64,
         total: 3,
     }));
@@ -407,6 +408,7 @@ fn allocate_on_a_5_tuple_whose_allocation_expired_unswept_replaces_it_cleanly() 
     let mut cfg = config();
     cfg.ledger = std::sync::Arc::new(crate::ledger::Ledger::new(crate::ledger::Quotas {
         per_user: 1,
+        per_static_user: 1,
         per_ip: 64,
         total: 10000,
     }));

@@ -21,6 +21,7 @@ fn allocations_per_client_ip_are_capped_with_486() {
     let mut c = config();
     c.ledger = std::sync::Arc::new(crate::ledger::Ledger::new(crate::ledger::Quotas {
         per_user: 16,
+        per_static_user: 0,
         per_ip: 2,
         total: 10000,
     }));
