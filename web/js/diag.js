@@ -118,9 +118,25 @@ async function run() {
   $('gather').disabled = false;
 }
 
+// Servers with --join-secret want an invite token: `/diag#t=TOKEN` (the
+// fragment never reaches the server; the token goes in a header).
+const token = new URLSearchParams(location.hash.slice(1)).get('t');
+
 async function load() {
   try {
-    const res = await fetch('/api/ice', { cache: 'no-store' });
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    const res = await fetch('/api/ice', { cache: 'no-store', headers });
+    if (res.status === 401) {
+      const why = await res.json().catch(() => ({}));
+      const text = {
+        missing: 'This server hands out ICE servers only with an invite token. Open this page as /diag#t=TOKEN, with the token of an invite link (the part after #t=).',
+        expired: 'The invite token in this address has expired. Use the token of a fresh invite link (/diag#t=TOKEN).',
+      }[why.reason] ?? 'The invite token in this address is not valid here. Use the token of an invite link from this server (/diag#t=TOKEN).';
+      $('servers').classList.add('diag-notice');
+      $('servers').replaceChildren(el('b', {}, 'An invite token is needed'), el('p', { class: 'muted' }, text));
+      $('summary').textContent = '';
+      return;
+    }
     const body = await res.json();
     servers = perUrl(body.iceServers ?? []);
     $('servers').replaceChildren(el('b', {}, 'ICE servers handed out by this Switchboard'),

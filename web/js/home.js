@@ -9,9 +9,11 @@ export function newRoomId() {
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-function go(room) {
+function go(room, token = null) {
   const relay = $('relay-only').checked ? '?relay=1' : '';
-  location.href = `/r/${encodeURIComponent(room)}${relay}`;
+  // An invite link's token stays in the fragment (never sent to the server).
+  const fragment = token ? `#t=${token}` : '';
+  location.href = `/r/${encodeURIComponent(room)}${relay}${fragment}`;
 }
 
 $('new-room').onclick = () => go(newRoomId());
@@ -23,5 +25,5 @@ $('join-code').onsubmit = (e) => {
     $('home-error').textContent = 'That does not look like a room link or code.';
     return;
   }
-  go(m[1]);
+  go(m[1], raw.match(/#(?:.*&)?t=([A-Za-z0-9_.-]+)/)?.[1] ?? null);
 };

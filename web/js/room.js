@@ -13,6 +13,31 @@ const roomId = decodeURIComponent(location.pathname.split('/').filter(Boolean).p
 const params = new URLSearchParams(location.search);
 const relayOnly = params.get('relay') === '1';
 
+// Invite token (servers with --join-secret): in the URL fragment (`#t=…`),
+// which browsers never send to the server; kept per room in sessionStorage
+// so a reload or reconnect still has it. Never put in a URL we request.
+const tokenKey = `switchboard.token.${roomId}`;
+const fragmentToken = new URLSearchParams(location.hash.slice(1)).get('t');
+if (fragmentToken) {
+  try { sessionStorage.setItem(tokenKey, fragmentToken); } catch { /* storage disabled */ }
+}
+const inviteToken = fragmentToken || (() => { try { return sessionStorage.getItem(tokenKey); } catch { return null; } })();
+const claims = decodeClaims(inviteToken);
+
+/** The claims of a JWT, unverified (the server checks it): for the name field only. */
+function decodeClaims(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(atob(part.padEnd(Math.ceil(part.length / 4) * 4, '=')));
+  } catch {
+    return null;
+  }
+}
+
+// This page's signaling session: the server shows the others a tag derived
+// from it, the same after a reconnect, so calls outlive the WebSocket.
+const session = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+
 const local = {
   stream: new MediaStream(),
   mic: null,
@@ -34,6 +59,7 @@ window.switchboard = {
   state,
   local,
   relayOnly,
+  session,
   peer: (id) => state.peers.get(id)?.link ?? null,
   stats: (id) => state.peers.get(id)?.stats ?? null,
 };
@@ -41,7 +67,10 @@ window.switchboard = {
 $('room-name').textContent = roomId;
 $('relay-badge').hidden = !relayOnly;
 $('copy-link').onclick = async () => {
-  const url = `${location.origin}/r/${encodeURIComponent(roomId)}`;
+  // A plain room invite is meant to be passed on; one naming a person
+  // (name or admin claim) is not: then the link without the token.
+  const shareable = inviteToken && !claims?.name && !claims?.admin;
+  const url = `${location.origin}/r/${encodeURIComponent(roomId)}${shareable ? `#t=${inviteToken}` : ''}`;
   try { await navigator.clipboard.writeText(url); toast('Invite link copied'); } catch { toast(url); }
 };
 
@@ -281,7 +310,9 @@ function applyRemoteState(p, s) {
 
 function broadcastState(to) {
   const data = { kind: 'state', muted: !local.micOn, video: !!outgoing('video'), screen: !!local.screen };
-  for (const id of to ? [to] : state.peers.keys()) state.signaling?.relay('message', id, data);
+  for (const id of to ? [to] : state.peers.keys()) {
+    if (!state.peers.get(id)?.orphan) state.signaling?.relay('message', id, data);
+  }
 }
 
 // ---- Peers -------------------------------------------------------------
@@ -294,13 +325,15 @@ function addPeer(peer, initiator) {
     initiator,
     iceServers: state.iceServers,
     relayOnly,
-    send: (type, data) => state.signaling.relay(type, peer.id, data),
+    // By the link's current id: a signaling reconnect re-keys it (rekey()).
+    send: (type, data) => { if (!p.orphan) state.signaling.relay(type, link.id, data); },
     localTrack: outgoing,
     localStream: local.stream,
   });
   const view = makeTile(peer.id, peer.name, false);
   view.video.srcObject = link.remoteStream;
-  const p = { link, view, stats: null, sparkline: new Sparkline(view.graph), remote: {} };
+  const p = { link, view, stats: null, sparkline: new Sparkline(view.graph), remote: {}, tag: peer.tag ?? null, orphan: false };
+  if (peer.admin) view.tile.classList.add('admin');
   state.peers.set(peer.id, p);
   link.addEventListener('track', () => {
     view.video.srcObject = link.remoteStream;
@@ -308,6 +341,8 @@ function addPeer(peer, initiator) {
   });
   link.addEventListener('state', ({ detail }) => {
     view.tile.dataset.state = detail;
+    // Without signaling a failed link cannot restart ICE: let it go.
+    if (p.orphan && (detail === 'failed' || detail === 'closed')) { removePeer(link.id); return; }
     if (detail === 'connected') view.tile.querySelector('.conn-chip').textContent = 'Connected';
     if (detail === 'failed') view.tile.querySelector('.conn-chip').textContent = 'Reconnecting…';
     renderPeople();
@@ -318,6 +353,38 @@ function addPeer(peer, initiator) {
   layoutGrid();
   broadcastState(peer.id);
   addChat(null, `${peer.name} joined`, false, true);
+}
+
+/** Gives the link of entry `key` the peer id `id` (after a signaling reconnect). */
+function rekey(key, id, info) {
+  const p = state.peers.get(key);
+  if (!p) return;
+  state.peers.delete(key);
+  p.link.id = id;
+  p.orphan = false;
+  if (info?.name) p.link.name = info.name;
+  if (info?.tag) p.tag = info.tag;
+  p.view.tile.dataset.peer = id;
+  state.peers.set(id, p);
+}
+
+/** The entry whose peer has session tag `tag`. */
+function findByTag(tag) {
+  if (!tag) return null;
+  for (const [key, p] of state.peers) if (p.tag === tag) return key;
+  return null;
+}
+
+/**
+ * A peer's signaling went away but not (yet) its call: keep the link, out
+ * of the id space, until it rejoins with the same tag or its media fails.
+ */
+function orphan(key) {
+  const p = state.peers.get(key);
+  const live = p && ['connected', 'disconnected'].includes(p.link.pc.connectionState);
+  if (!p || !p.tag || !live) { removePeer(key); return; }
+  rekey(key, `~${p.tag}`);
+  p.orphan = true;
 }
 
 function removePeer(id, announce = true) {
@@ -451,18 +518,43 @@ for (const b of document.querySelectorAll('.tab')) b.onclick = () => selectTab(b
 // ---- Signaling ---------------------------------------------------------
 
 function onJoined(msg) {
-  for (const id of [...state.peers.keys()]) removePeer(id, false);
   state.selfId = msg.you;
   state.iceServers = msg.iceServers;
   document.body.dataset.self = msg.you;
-  // We are the newcomer: we open the connection to everyone already here.
-  for (const peer of msg.peers) addPeer(peer, true);
+  // After a reconnect: calls with peers still here go on under their
+  // (possibly new) ids; the others wait as orphans for their peer to return.
+  // Ids may be reused by a restarted server, so peers are matched by tag.
+  for (const key of [...state.peers.keys()]) if (!state.peers.get(key).orphan) orphan(key);
+  for (const peer of msg.peers) {
+    const key = findByTag(peer.tag);
+    if (key != null) {
+      rekey(key, peer.id, peer);
+      broadcastState(peer.id);
+    } else {
+      // We are the newcomer: we open the connection to everyone else already here.
+      addPeer(peer, true);
+    }
+  }
+  layoutGrid();
+}
+
+function onPeerJoined(peer) {
+  const key = findByTag(peer.tag);
+  if (key != null) {
+    // The same browser session, back after a signaling reconnect.
+    rekey(key, peer.id, peer);
+    broadcastState(peer.id);
+    return;
+  }
+  addPeer(peer, false);
 }
 
 function onMessage(msg) {
   switch (msg.type) {
-    case 'peer-joined': addPeer(msg.peer, false); break;
-    case 'peer-left': removePeer(msg.id); break;
+    case 'peer-joined': onPeerJoined(msg.peer); break;
+    case 'peer-left':
+      if (msg.reason === 'disconnected') orphan(msg.id); else removePeer(msg.id);
+      break;
     case 'offer': case 'answer': case 'candidate':
       state.peers.get(msg.from)?.link.handleSignal(msg.type, msg.data);
       break;
@@ -483,11 +575,19 @@ async function join(name, password) {
     room: roomId,
     name,
     password,
+    token: inviteToken,
+    session,
     onMessage,
     onJoined: (msg) => { onJoined(msg); toast('Reconnected'); },
     onStatus: (s, err) => {
-      const text = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…', closed: err ? `Disconnected: ${refusalText(err)}` : 'Left' }[s];
-      setStatus(s, text);
+      const text = {
+        connecting: 'Connecting…',
+        connected: 'Connected',
+        reconnecting: 'Reconnecting…',
+        draining: 'Server restarting — reconnecting…',
+        closed: err ? `Disconnected: ${refusalText(err)}` : 'Left',
+      }[s];
+      setStatus(s === 'draining' ? 'reconnecting' : s, text);
     },
   });
   state.signaling = signaling;
@@ -513,16 +613,48 @@ function leaveCall() {
 
 /** What to tell the user when the server refuses a join (codes of docs/protocol.md). */
 function refusalText(err) {
+  if (err.code === 'unauthorized') return deniedText(err.reason).title;
   const messages = {
     'room-full': 'This room is full.',
     'too-many-rooms': 'The server has too many calls going on right now. Please try again later.',
     'bad-password': 'Wrong password for this room.',
     'bad-name': 'Please choose a shorter name without special characters.',
+    draining: 'The server is restarting. Please try again in a few seconds.',
   };
   return messages[err.code] ?? err.message;
 }
 
+/** The full-page message for an `unauthorized` refusal, by its reason. */
+function deniedText(reason) {
+  return {
+    missing: { title: 'This room needs an invite link', text: 'This server only lets people in with an invite link. Ask whoever runs the call to send you one, then open it.' },
+    expired: { title: 'This invite link has expired — ask for a new one', text: 'Invite links are valid for a limited time. Ask whoever invited you for a fresh link.' },
+    'wrong-room': { title: 'This invite link is for another room', text: 'The link you opened does not let you into this room. Check that you opened the whole link you were sent, or ask for a new one.' },
+  }[reason] ?? { title: 'This invite link is not valid', text: 'The link may be incomplete or was not made by this server. Check that you copied the whole link, or ask for a new one.' };
+}
+
+/** Replaces the lobby with a page explaining why we cannot join. */
+function showDenied(err) {
+  const { title, text } = deniedText(err.reason);
+  $('denied-title').textContent = title;
+  $('denied-text').textContent = text;
+  $('denied').dataset.reason = err.reason ?? '';
+  $('lobby').hidden = true;
+  $('call').hidden = true;
+  $('denied').hidden = false;
+  document.body.classList.add('not-admitted');
+  setStatus('closed', 'Not admitted');
+  for (const t of local.stream.getTracks()) t.stop();
+  // A token that cannot work is not kept for the next visit.
+  try { sessionStorage.removeItem(tokenKey); } catch { /* storage disabled */ }
+}
+
 $('name').value = params.get('name') ?? localStorage.getItem('switchboard.name') ?? '';
+if (typeof claims?.name === 'string' && claims.name.trim()) {
+  // The invite names us: the server uses that name whatever we send.
+  $('name').value = claims.name.trim();
+  $('name').readOnly = true;
+}
 $('join-form').onsubmit = async (e) => {
   e.preventDefault();
   const name = $('name').value.trim();
@@ -532,6 +664,7 @@ $('join-form').onsubmit = async (e) => {
   try {
     await join(name, $('password').value);
   } catch (err) {
+    if (err instanceof JoinRefused && err.code === 'unauthorized') { showDenied(err); return; }
     $('lobby-error').textContent = err instanceof JoinRefused ? refusalText(err) : String(err.message ?? err);
     $('join').disabled = false;
   }
