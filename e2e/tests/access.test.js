@@ -26,7 +26,7 @@ async function tryJoin(page, url, name) {
 }
 
 test('with --join-secret, only invite links join; the others see why', async (t) => {
-  const secret = randomBytes(18).toString('base64url');
+  const secret = randomBytes(18).toString('hex');
   const server = await startServer(['--join-secret', secret]);
   const base = `http://127.0.0.1:${server.httpPort}`;
   const room = roomId('invite');
@@ -98,6 +98,50 @@ test('with --join-secret, only invite links join; the others see why', async (t)
     await diag.waitForFunction(() => document.querySelector('#servers')?.textContent.includes('turn:'));
   } finally {
     for (const b of pages) await b.close();
+    await server.stop(2000);
+  }
+});
+
+test('a dropped signaling WebSocket rejoins with the kept token and the call goes on', async () => {
+  const secret = randomBytes(18).toString('hex');
+  const server = await startServer(['--join-secret', secret]);
+  const base = `http://127.0.0.1:${server.httpPort}`;
+  const room = roomId('rejoin');
+  const browsers = [await launchChromium(), await launchChromium()];
+  const [alice, bob] = browsers.map((b) => b.page);
+  try {
+    for (const [p, name] of [[alice, 'Alice'], [bob, 'Bob']]) {
+      assert.equal(await tryJoin(p, `${base}/r/${room}#t=${mintToken(secret, { room })}`, name), 'joined');
+    }
+    await waitConnected(alice, 1);
+    await waitConnected(bob, 1);
+    await alice.evaluate(() => { window.keptPc = [...window.switchboard.state.peers.values()][0].link.pc; });
+    const oldId = await alice.evaluate(() => window.switchboard.state.selfId);
+    // Alice's WebSocket drops (the URL no longer holds the token: it comes from sessionStorage).
+    await alice.evaluate(() => { history.replaceState(null, '', location.pathname); window.switchboard.state.signaling.ws.close(); });
+    await alice.waitForFunction((old) => window.switchboard.state.selfId !== old
+      && document.querySelector('#net-status').dataset.status === 'connected', oldId, { timeout: 20_000 });
+    // Same RTCPeerConnection, still connected; Bob knows Alice under her new id.
+    assert.ok(await alice.evaluate(() => [...window.switchboard.state.peers.values()][0].link.pc === window.keptPc));
+    await waitConnected(alice, 1);
+    const newId = await alice.evaluate(() => window.switchboard.state.selfId);
+    await bob.waitForFunction((id) => window.switchboard.state.peers.has(id), newId, { timeout: 10_000 });
+    // Signaling works again on the kept call: an ICE restart goes through.
+    const ufrag = () => bob.evaluate(() => {
+      const [p] = window.switchboard.state.peers.values();
+      return p.link.pc.currentRemoteDescription?.sdp.match(/a=ice-ufrag:(\S+)/)?.[1];
+    });
+    const before = await ufrag();
+    await bob.evaluate(() => [...window.switchboard.state.peers.values()][0].link.restartIce());
+    await bob.waitForFunction((old) => {
+      const [p] = window.switchboard.state.peers.values();
+      const now = p.link.pc.currentRemoteDescription?.sdp.match(/a=ice-ufrag:(\S+)/)?.[1];
+      return p.link.pc.signalingState === 'stable' && now !== old;
+    }, before, { timeout: 20_000 });
+    await waitConnected(alice, 1);
+    await waitConnected(bob, 1);
+  } finally {
+    for (const b of browsers) await b.close();
     await server.stop(2000);
   }
 });
