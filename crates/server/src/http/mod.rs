@@ -112,8 +112,7 @@ pub async fn serve_on(
         );
         return serve_listener(listener, ctx, shutdown).await;
     };
-    let port = listener.local_addr()?.port();
-    let (router, stop) = router(&ctx, hub_config(&ctx), port);
+    let (router, stop) = router(&ctx, hub_config(&ctx));
     println!(
         "Switchboard web app: https://{}/",
         display_addr(listener.local_addr()?)
@@ -147,8 +146,7 @@ pub async fn serve_listener_with(
     hub: HubConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let port = listener.local_addr()?.port();
-    let (router, stop) = router(&ctx, hub, port);
+    let (router, stop) = router(&ctx, hub);
     serve_plain(listener, router, close_sockets_on(shutdown, stop)).await
 }
 
@@ -193,7 +191,7 @@ async fn serve_plain(
 
 /// The router, and the switch that closes all WebSockets (graceful shutdown
 /// waits for open connections, so they must be told to end).
-fn router(ctx: &HttpContext, hub: HubConfig, port: u16) -> (Router, watch::Sender<bool>) {
+fn router(ctx: &HttpContext, hub: HubConfig) -> (Router, watch::Sender<bool>) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let signaling = Signaling::new(hub, stop_rx);
     tokio::spawn(signaling.clone().run_ticker());
@@ -205,7 +203,6 @@ fn router(ctx: &HttpContext, hub: HubConfig, port: u16) -> (Router, watch::Sende
         ws_per_ip: ConnectionsPerIp::new(ctx.config.max_ws_per_ip),
         origins: OriginPolicy::new(
             ctx.tls.is_some(),
-            port,
             ctx.config.public_host.as_deref(),
             &ctx.config.allowed_origins,
         ),

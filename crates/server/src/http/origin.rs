@@ -11,8 +11,8 @@
 //!   plain listener, which is what a TLS-terminating reverse proxy in front
 //!   looks like (it must pass the `Host` header on, as nginx's
 //!   `proxy_set_header Host $host` does);
-//! - `--public-host`, over `http` or `https`, on the scheme's default port
-//!   or the listening port;
+//! - `--public-host`, over `http` or `https`, on any port (a reverse proxy
+//!   in front may listen anywhere and rewrite the `Host` header);
 //! - each `--allowed-origin URL`.
 //!
 //! Ports equal to the scheme's default count as absent on both sides, and
@@ -87,21 +87,15 @@ impl Origin {
 #[derive(Debug, Clone)]
 pub struct OriginPolicy {
     tls: bool,
-    listen_port: u16,
     public_host: Option<String>,
     allowed: Vec<Origin>,
 }
 
 impl OriginPolicy {
-    /// For a listener on `listen_port`, HTTPS if `tls`, with `--public-host`
+    /// For a listener that is HTTPS if `tls`, with `--public-host`
     /// and `--allowed-origin` values. Entries that are not `scheme://host[:port]`
     /// are skipped with a warning.
-    pub fn new(
-        tls: bool,
-        listen_port: u16,
-        public_host: Option<&str>,
-        allowed_origins: &[String],
-    ) -> Self {
+    pub fn new(tls: bool, public_host: Option<&str>, allowed_origins: &[String]) -> Self {
         let allowed = allowed_origins
             .iter()
             .filter_map(|a| {
@@ -114,7 +108,6 @@ impl OriginPolicy {
             .collect();
         OriginPolicy {
             tls,
-            listen_port,
             public_host: public_host.and_then(|h| split_host_port(h).map(|(h, _)| h)),
             allowed,
         }
@@ -148,7 +141,7 @@ impl OriginPolicy {
         if let Some(public) = &self.public_host
             && *public == o.host
         {
-            return o.port.is_none() || o.port == Some(self.listen_port);
+            return true;
         }
         false
     }
@@ -190,7 +183,6 @@ mod tests {
     fn served_origin_public_host_and_allowed_ones() {
         let p = OriginPolicy::new(
             false,
-            8080,
             Some("call.example.com"),
             &["https://embed.example.org".into(), "junk".into()],
         );
@@ -207,7 +199,8 @@ mod tests {
         // The public host, directly or behind a proxy on 443.
         assert!(p.allows(Some("https://call.example.com"), host));
         assert!(p.allows(Some("http://call.example.com:8080"), host));
-        assert!(!p.allows(Some("https://call.example.com:9999"), host));
+        assert!(p.allows(Some("https://call.example.com:9999"), host));
+        assert!(!p.allows(Some("https://call.example.com.evil.example"), host));
         // A TLS-terminating proxy passing Host on.
         assert!(p.allows(Some("https://call.example.com"), Some("call.example.com")));
         assert!(p.allows(Some("https://other.example"), Some("other.example")));
@@ -218,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_tls_listener_wants_https() {
-        let p = OriginPolicy::new(true, 8443, None, &[]);
+        let p = OriginPolicy::new(true, None, &[]);
         assert!(p.allows(Some("https://10.0.0.2:8443"), Some("10.0.0.2:8443")));
         assert!(!p.allows(Some("http://10.0.0.2:8443"), Some("10.0.0.2:8443")));
     }
