@@ -3,18 +3,21 @@
 //! relaying through Switchboard to a `turnutils_peer` echo — over UDP and
 //! TCP, with ChannelData and with Send indications, with a static user and
 //! with ephemeral (`-W secret`) credentials; and over TLS (`-S`), on the
-//! `--turns-listen` port and on the HTTPS port it shares.
+//! `--turns-listen` port and on the HTTPS port it shares; and against a
+//! dual-stack `[::]` listener over IPv4 and IPv6.
 //!
 //! coturn's tools come from Debian's `coturn` package (scripts/test installs it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod support;
+mod turn_driver;
 
 use std::process::Command;
 use std::time::Duration;
 
 use support::{Guard, Switchboard, free_port, run_with_timeout};
+use turn_driver::Binary;
 
 const SECRET: &str = "interop-secret";
 
@@ -30,9 +33,14 @@ fn server() -> Switchboard {
 
 /// Starts a `turnutils_peer` UDP echo on a free loopback port.
 fn echo_peer() -> (Guard, u16) {
+    echo_peer_on("127.0.0.1")
+}
+
+/// Starts a `turnutils_peer` UDP echo on a free port of `ip`.
+fn echo_peer_on(ip: &str) -> (Guard, u16) {
     let port = free_port();
     let child = Command::new("turnutils_peer")
-        .args(["-L", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-L", ip, "-p", &port.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -210,18 +218,7 @@ fn wrong_password_relays_nothing() {
 #[test]
 fn stunclient_gets_its_mapped_address() {
     let sb = server();
-    let mut cmd = Command::new("turnutils_stunclient");
-    cmd.args(["-p", &sb.turn.port().to_string(), "127.0.0.1"]);
-    let out = run_with_timeout(&mut cmd, Duration::from_secs(10));
-    let line = out
-        .lines()
-        .find(|l| l.contains("UDP reflexive addr"))
-        .unwrap_or_else(|| panic!("no reflexive address:\n{out}"));
-    let addr: std::net::SocketAddr = line
-        .rsplit(' ')
-        .next()
-        .and_then(|a| a.trim().parse().ok())
-        .unwrap_or_else(|| panic!("unparsable: {line}"));
+    let addr = stunclient_mapped(sb.turn.port(), "127.0.0.1");
     assert_eq!(addr.ip().to_string(), "127.0.0.1");
     assert_ne!(addr.port(), 0);
     assert_ne!(
@@ -229,4 +226,88 @@ fn stunclient_gets_its_mapped_address() {
         sb.turn.port(),
         "mapped port is the client's, not ours"
     );
+}
+
+/// The reflexive address `turnutils_stunclient` reports for `server`:`port`.
+fn stunclient_mapped(port: u16, server: &str) -> std::net::SocketAddr {
+    let mut cmd = Command::new("turnutils_stunclient");
+    cmd.args(["-p", &port.to_string(), server]);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(10));
+    let line = out
+        .lines()
+        .find(|l| l.contains("UDP reflexive addr"))
+        .unwrap_or_else(|| panic!("no reflexive address:\n{out}"));
+    // `IP:PORT`, IPv6 without brackets (`::1:40000`).
+    line.rsplit(' ')
+        .next()
+        .and_then(|a| a.trim().rsplit_once(':'))
+        .and_then(|(ip, port)| {
+            Some(std::net::SocketAddr::new(
+                ip.parse().ok()?,
+                port.parse().ok()?,
+            ))
+        })
+        .unwrap_or_else(|| panic!("unparsable: {line}"))
+}
+
+/// A server on `[::]:PORT` (the default `--turn-listen` form).
+fn dual_stack_server() -> (Binary, u16) {
+    Binary::dual_stack(&["--allow-loopback-peers", "--user", "alice:wonderland"])
+}
+
+/// Before: `::ffff:127.0.0.1` (the dual-stack socket's view of an IPv4 client).
+#[test]
+fn dual_stack_stunclient_over_ipv4_gets_plain_ipv4() {
+    let (_sb, port) = dual_stack_server();
+    let addr = stunclient_mapped(port, "127.0.0.1");
+    assert_eq!(addr.ip().to_string(), "127.0.0.1", "{addr}");
+    assert_ne!(addr.port(), port);
+}
+
+#[test]
+fn dual_stack_stunclient_over_ipv6_gets_ipv6() {
+    let (_sb, port) = dual_stack_server();
+    let addr = stunclient_mapped(port, "::1");
+    assert_eq!(addr.ip().to_string(), "::1", "{addr}");
+}
+
+/// Relays `-m 4` × 200 messages through a `[::]` server reached at
+/// `server`, to an echo peer on `peer_ip`; 0 lost.
+fn dual_stack_relay(server: &str, peer_ip: &str, extra: &[&str]) {
+    let (_sb, port) = dual_stack_server();
+    let (_peer, peer_port) = echo_peer_on(peer_ip);
+    let mut cmd = Command::new("turnutils_uclient");
+    cmd.args(extra)
+        .args(STATIC)
+        .args(["-e", peer_ip, "-r", &peer_port.to_string()])
+        .args(["-p", &port.to_string()])
+        .args(["-m", "4", "-n", "200", "-l", "100", "-z", "5", "-c"])
+        .arg(server);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(120));
+    assert!(!out.contains("error 440"), "address family refused:\n{out}");
+    let (lost, sent, received) = loss(&out);
+    assert_eq!(sent, 800, "all messages sent:\n{out}");
+    assert_eq!((lost, received), (0, 800), "0 % loss expected:\n{out}");
+}
+
+/// Before: Allocate got 440 (the core saw an IPv6 server address and an
+/// IPv4 relay request).
+#[test]
+fn dual_stack_uclient_udp_over_ipv4() {
+    dual_stack_relay("127.0.0.1", "127.0.0.1", &[]);
+}
+
+#[test]
+fn dual_stack_uclient_tcp_over_ipv4() {
+    dual_stack_relay("127.0.0.1", "127.0.0.1", &["-t"]);
+}
+
+#[test]
+fn dual_stack_uclient_udp_over_ipv6() {
+    dual_stack_relay("::1", "::1", &[]);
+}
+
+#[test]
+fn dual_stack_uclient_tcp_over_ipv6() {
+    dual_stack_relay("::1", "::1", &["-t"]);
 }

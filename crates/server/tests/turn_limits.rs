@@ -1,11 +1,15 @@
 //! Driver limits over real loopback sockets: TCP slowloris and idle
 //! connections are closed, connections per IP are capped, a connection with
 //! an allocation is kept, and a flood of malformed datagrams leaves the server
-//! answering with flat memory.
+//! answering with flat memory. Connections per address count as
+//! `per_address` counts them (the WebSocket rule): IPv4 clients of a
+//! dual-stack listener as IPv4, IPv6 per /64 — the /64 shown with two
+//! addresses of one prefix inside a network namespace the test makes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod support;
+mod turn_driver;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -230,4 +234,150 @@ fn malformed_flood_leaves_memory_flat_and_service_up() {
         after < before + 4096,
         "RSS grew from {before} KiB to {after} KiB after 100k malformed datagrams"
     );
+}
+
+/// Opens a TCP connection to `server` from `source` (port 0).
+fn connect_from(source: std::net::IpAddr, server: SocketAddr) -> TcpStream {
+    let domain = socket2::Domain::for_address(server);
+    let s = socket2::Socket::new(domain, socket2::Type::STREAM, None).unwrap();
+    s.bind(&SocketAddr::new(source, 0).into()).unwrap();
+    s.connect_timeout(&server.into(), Duration::from_secs(5))
+        .unwrap();
+    let s = TcpStream::from(s);
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// True if a Binding request on `s` is answered.
+fn served(s: &mut TcpStream, tid: u8) -> bool {
+    if s.write_all(&binding_request(tid)).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 20];
+    s.read_exact(&mut head).is_ok()
+}
+
+/// With `--max-tcp-per-ip 2` on `[::]:PORT`: two connections from `a`
+/// are served, a third from `same_prefix` (counted as `a`) is refused, one
+/// from `other` is served.
+fn per_address_cap(
+    port: u16,
+    a: std::net::IpAddr,
+    same_prefix: std::net::IpAddr,
+    other: std::net::IpAddr,
+) {
+    let at = |ip: std::net::IpAddr| {
+        SocketAddr::new(
+            if ip.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                ip
+            },
+            port,
+        )
+    };
+    let mut first = connect_from(a, at(a));
+    let mut second = connect_from(a, at(a));
+    assert!(
+        served(&mut first, 1) && served(&mut second, 2),
+        "first two served"
+    );
+    let mut third = connect_from(same_prefix, at(same_prefix));
+    let _ = third.write_all(&binding_request(3));
+    assert!(
+        closed_within(&mut third, Duration::from_secs(3)),
+        "a third connection from {same_prefix} (counted with {a}) was served"
+    );
+    let mut elsewhere = connect_from(other, at(other));
+    assert!(served(&mut elsewhere, 4), "{other} has its own count");
+    drop(first);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = connect_from(same_prefix, at(same_prefix));
+    assert!(
+        served(&mut again, 5),
+        "a closed connection gives its slot back"
+    );
+}
+
+#[test]
+fn tcp_connections_per_ip_on_a_dual_stack_listener() {
+    let (_sb, port) = turn_driver::Binary::dual_stack(&["--max-tcp-per-ip", "2"]);
+    let v6: std::net::IpAddr = "::1".parse().unwrap();
+    let v4: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    // IPv6 (::1), then IPv4 through the same [::] socket: counted apart,
+    // each with its own limit.
+    per_address_cap(port, v6, v6, v4);
+    per_address_cap(port, v4, v4, v6);
+}
+
+/// The network namespace of [`tcp_connections_count_per_64`], deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn ip(&self, args: &[&str]) {
+        let status = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.0, "ip"])
+            .args(args)
+            .status()
+            .expect("run ip");
+        assert!(status.success(), "ip {args:?} in {}", self.0);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}
+
+/// Two addresses of one /64 share one count; another /64 has its own.
+/// Runs [`per_64_inside_a_namespace`] (this test binary again) inside a
+/// namespace of its own whose loopback holds 2001:db8:5b::1, ::2 and
+/// 2001:db8:5b:1::1 (documentation addresses; no traffic leaves it).
+#[test]
+fn tcp_connections_count_per_64() {
+    let ns = Netns(format!("sb-per64-{}", std::process::id()));
+    let status = std::process::Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .expect("run ip (iproute2)");
+    assert!(status.success(), "ip netns add (the tests run as root)");
+    ns.ip(&["link", "set", "lo", "up"]);
+    for a in [
+        "2001:db8:5b::1/64",
+        "2001:db8:5b::2/64",
+        "2001:db8:5b:1::1/64",
+    ] {
+        ns.ip(&["-6", "addr", "add", a, "dev", "lo", "nodad"]);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &ns.0])
+        .arg(exe)
+        .args([
+            "--exact",
+            "per_64_inside_a_namespace",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("SB_INSIDE_NETNS", "1");
+    let out = support::run_with_timeout(&mut cmd, Duration::from_secs(60));
+    assert!(out.contains("1 passed"), "inside the namespace:\n{out}");
+}
+
+/// The inside of [`tcp_connections_count_per_64`]; skipped unless it runs it.
+#[test]
+#[ignore = "run by tcp_connections_count_per_64 inside its namespace"]
+fn per_64_inside_a_namespace() {
+    assert!(
+        std::env::var_os("SB_INSIDE_NETNS").is_some(),
+        "run through tcp_connections_count_per_64"
+    );
+    let (_sb, port) = turn_driver::Binary::dual_stack(&["--max-tcp-per-ip", "2"]);
+    let a = "2001:db8:5b::1".parse().unwrap();
+    let same_64 = "2001:db8:5b::2".parse().unwrap();
+    let other_64 = "2001:db8:5b:1::1".parse().unwrap();
+    per_address_cap(port, a, same_64, other_64);
 }

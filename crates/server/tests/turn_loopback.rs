@@ -3,7 +3,9 @@
 //! small blocking driver: Binding, Allocate, CreatePermission, Send
 //! indications and ChannelData to a UDP echo peer and back, Refresh and
 //! delete — over UDP and over TCP — and the default refusal of loopback
-//! peers.
+//! peers. Then the driver in this process (`turn_server::start`, no
+//! binary): IPv4 and IPv6 clients of one dual-stack `[::]` listener, the
+//! workers' stats board, and drain.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use stun::Method;
 use support::{Switchboard, free_port};
 use turn::client::ClientEvent;
-use turn_driver::{Driver, peer, relay_round_trip, wait_for_binding};
+use turn_driver::{Binary, Driver, peer, relay_round_trip, wait_for_binding};
 
 /// Starts the binary with a static user, an auth secret and a small relay
 /// port range, and waits until it answers a Binding request.
@@ -205,4 +207,134 @@ fn ipv6_udp_and_tcp_relay_round_trip() {
     d.client.binding(Instant::now()).unwrap();
     let local = d.link.local_addr();
     assert_eq!(d.event(), ClientEvent::Mapped { mapped: local });
+}
+
+#[test]
+fn dual_stack_binary_serves_ipv4_clients_as_ipv4() {
+    let (_sb, port) = Binary::dual_stack(&["--user", "alice:secret", "--allow-loopback-peers"]);
+    let v4 = SocketAddr::from(([127, 0, 0, 1], port));
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+    // Mapped address 127.0.0.1 (not ::ffff:127.0.0.1), relay on 127.0.0.1.
+    relay_round_trip(Driver::udp(v4, "alice", "secret"));
+    relay_round_trip(Driver::tcp(v4, "alice", "secret"));
+    relay_round_trip(Driver::udp(v6, "alice", "secret"));
+    relay_round_trip(Driver::tcp(v6, "alice", "secret"));
+}
+
+/// The driver in this process on `[::]:0` with `workers` workers; relays
+/// to loopback peers; static user alice:secret.
+fn in_process(workers: usize) -> switchboard::turn_server::Bound {
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let start = Instant::now();
+    let ledger = std::sync::Arc::new(turn::ledger::Ledger::new(turn::ledger::Quotas {
+        per_user: 16,
+        per_static_user: 0,
+        per_ip: 64,
+        total: 10_000,
+    }));
+    let core = |i: usize| {
+        let users = turn::auth::Users::new("switchboard", [("alice", "secret")], None);
+        let mut config = turn::ServerConfig::new(users);
+        config.policy = turn::policy::PeerPolicy::new(Vec::new(), Vec::new(), true);
+        config.ledger = ledger.clone();
+        config.nonce_secret = Some([7; 32]);
+        let mut seed = turn_driver::rand_seed();
+        seed[31] ^= i as u8;
+        turn::Server::new(config, start, unix, seed)
+    };
+    let limits = switchboard::turn_server::DriverLimits {
+        tcp_idle_timeout: Duration::from_secs(30),
+        max_tcp_per_ip: 64,
+    };
+    let any: SocketAddr = "[::]:0".parse().unwrap();
+    let bound = switchboard::turn_server::start(any, None, workers, core, limits).unwrap();
+    assert_eq!(bound.udp.ip(), any.ip(), "dual stack, no fallback here");
+    bound
+}
+
+#[test]
+fn dual_stack_driver_relays_for_ipv4_and_ipv6_clients() {
+    let bound = in_process(2);
+    let v4 = SocketAddr::from(([127, 0, 0, 1], bound.udp.port()));
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, bound.udp.port()));
+    wait_for_binding(v4);
+    for turn in [v4, v6] {
+        relay_round_trip(Driver::udp(turn, "alice", "secret"));
+        relay_round_trip(Driver::tcp(turn, "alice", "secret"));
+        let mut d = Driver::udp(turn, "x", "y");
+        d.client.binding(Instant::now()).unwrap();
+        let local = d.link.local_addr();
+        assert_eq!(d.event(), ClientEvent::Mapped { mapped: local });
+    }
+}
+
+/// Polls the stats board (published about once a second) until `done`.
+fn board_until(
+    bound: &switchboard::turn_server::Bound,
+    mut done: impl FnMut(&[switchboard::turn_server::WorkerStats]) -> bool,
+) -> Vec<switchboard::turn_server::WorkerStats> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = bound.stats.snapshot();
+        if done(&s) || Instant::now() > deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn workers_publish_stats_and_drain_refuses_new_allocations() {
+    let bound = in_process(2);
+    let turn = SocketAddr::from(([127, 0, 0, 1], bound.udp.port()));
+    wait_for_binding(turn);
+    assert_eq!(bound.stats.snapshot().len(), 2, "one slot per worker");
+
+    let mut udp = Driver::udp(turn, "alice", "secret");
+    udp.client.allocate(Instant::now()).unwrap();
+    assert!(matches!(udp.event(), ClientEvent::Allocated { .. }));
+    let mut tcp = Driver::tcp(turn, "alice", "secret");
+    tcp.client.allocate(Instant::now()).unwrap();
+    assert!(matches!(tcp.event(), ClientEvent::Allocated { .. }));
+    let s = board_until(&bound, |s| {
+        s.iter().map(|w| w.core.allocations_total()).sum::<u64>() == 2
+            && s.iter().map(|w| w.tcp_open).sum::<u64>() == 1
+    });
+    let sum = |f: fn(&switchboard::turn_server::WorkerStats) -> u64| s.iter().map(f).sum::<u64>();
+    assert_eq!(sum(|w| w.core.allocations_total()), 2, "{s:?}");
+    assert_eq!(sum(|w| w.relay_sockets), 2, "{s:?}");
+    assert_eq!(sum(|w| w.tcp_open), 1, "{s:?}");
+    assert!(sum(|w| w.tcp_accepted) >= 1, "{s:?}");
+    assert_eq!(sum(|w| w.core.response_count("allocate", "success")), 2);
+
+    bound.drain(None);
+    std::thread::sleep(Duration::from_millis(200));
+    // Every worker refuses (clients from many ports reach both workers).
+    for _ in 0..6 {
+        let mut d = Driver::udp(turn, "alice", "secret");
+        d.client.allocate(Instant::now()).unwrap();
+        assert!(
+            matches!(
+                d.event(),
+                ClientEvent::Failed {
+                    method: Method::ALLOCATE,
+                    code: 508,
+                    ..
+                }
+            ),
+            "a new allocation while draining"
+        );
+    }
+    // Established ones go on.
+    udp.client
+        .refresh(Instant::now(), Duration::from_secs(600))
+        .unwrap();
+    assert!(matches!(udp.event(), ClientEvent::Refreshed { .. }));
+    drop(tcp);
+    let s = board_until(&bound, |s| s.iter().map(|w| w.tcp_open).sum::<u64>() == 0);
+    assert_eq!(s.iter().map(|w| w.tcp_open).sum::<u64>(), 0, "{s:?}");
+    assert_eq!(s.iter().map(|w| w.core.allocations_total()).sum::<u64>(), 1);
 }

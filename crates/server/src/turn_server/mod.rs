@@ -5,28 +5,47 @@
 //! a core, a UDP and a TCP listener on `--turn-listen` and a TLS listener on
 //! `--turns-listen` (SO_REUSEPORT: the kernel spreads clients over workers
 //! by their address), the TURN connections the shared HTTPS port hands it
-//! (`handoff.rs`), and the relay
-//! sockets of the allocations it made. A packet never crosses threads and
-//! takes no lock; workers share only the quota ledger (touched on Allocate)
-//! and the nonce key. Relayed data is sent with non-blocking syscalls (a
-//! full socket buffer drops the datagram, as UDP may).
+//! (`handoff.rs`), and the relay sockets of the allocations it made. A
+//! packet never crosses threads and takes no lock; workers share only the
+//! quota ledger (touched on Allocate), the nonce key, the per-address
+//! connection counts (touched on connect and close) and the stats board
+//! (touched once a second).
+//!
+//! Imports point one way:
+//!
+//! ```text
+//! mod.rs (start) ─▶ runtime.rs (a worker thread and its tasks)
+//!                     ─▶ transport/ (read loops: udp, relay, accept, stream)
+//!                          ─▶ worker.rs (owns the core; one method per input)
+//!                               ─▶ egress.rs (what leaves, GSO trains, stream queues)
+//!                                    ─▶ socket/ (bind, client socket, relay sockets, epoll, GSO)
+//!                               ─▶ turn::Server
+//! ```
 
+mod egress;
 pub mod handoff;
-mod tcp;
-mod tls;
-mod udp;
+mod runtime;
+mod socket;
+mod stats;
+mod transport;
 mod worker;
 
-pub use tls::HANDSHAKE_TIMEOUT as TLS_HANDSHAKE_TIMEOUT;
+pub use stats::{StatsBoard, WorkerStats};
+pub use transport::accept::HANDSHAKE_TIMEOUT as TLS_HANDSHAKE_TIMEOUT;
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Protocol, Type};
+use tokio::sync::mpsc;
 use turn::Server;
+
+use crate::per_address::ConnectionsPerIp;
+use socket::bind;
+use transport::accept::StreamRules;
+use worker::Control;
 
 /// Limits the driver enforces itself (the core enforces the protocol's).
 #[derive(Debug, Clone, Copy)]
@@ -34,14 +53,16 @@ pub struct DriverLimits {
     /// A TCP connection without an allocation that completes no message for
     /// this long is closed.
     pub tcp_idle_timeout: Duration,
-    /// Most TCP connections from one IP.
+    /// Most TCP/TLS connections from one address (IPv6: one /64), across
+    /// workers and listeners.
     pub max_tcp_per_ip: usize,
 }
 
-/// Addresses the service listens on, and the way in for connections
-/// accepted elsewhere.
+/// Addresses the service listens on, and the ways in for connections
+/// accepted elsewhere, for counters and for control.
 pub struct Bound {
-    /// UDP listener.
+    /// UDP listener (`[::]:PORT` when dual stack; `0.0.0.0:PORT` if `[::]`
+    /// was asked on a host without IPv6).
     pub udp: SocketAddr,
     /// TCP listener.
     pub tcp: SocketAddr,
@@ -49,6 +70,21 @@ pub struct Bound {
     pub tls: Option<SocketAddr>,
     /// Hands TURN connections found on the shared HTTPS port to a worker.
     pub handoff: handoff::Handoff,
+    /// Every worker's counters, published about once a second.
+    pub stats: Arc<StatsBoard>,
+    control: Vec<mpsc::UnboundedSender<Control>>,
+}
+
+impl Bound {
+    /// Tells every worker to refuse new allocations from now on: Allocate
+    /// gets 300 Try Alternate to `alternate` when set, else 508.
+    /// Established allocations keep relaying.
+    pub fn drain(&self, alternate: Option<SocketAddr>) {
+        for worker in &self.control {
+            // A worker that stopped has nothing left to drain.
+            let _ = worker.send(Control::Drain { alternate });
+        }
+    }
 }
 
 /// The TURN-over-TLS listener: where, and with which certificate.
@@ -57,20 +93,6 @@ pub struct TlsListen {
     pub addr: SocketAddr,
     /// The certificate and configurations.
     pub tls: Arc<crate::tls::Tls>,
-}
-
-/// TCP connections per client IP, across workers (touched on accept and close).
-pub(crate) type TcpCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
-
-fn reuseport_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Result<Socket> {
-    let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
-    s.set_reuse_port(true)?;
-    if ty == Type::STREAM {
-        s.set_reuse_address(true)?;
-    }
-    s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
-    Ok(s)
 }
 
 /// Binds the listeners of `workers` workers and starts them; `core(i)`
@@ -83,25 +105,27 @@ pub fn start(
     limits: DriverLimits,
 ) -> anyhow::Result<Bound> {
     let workers = workers.max(1);
+    let listen = bind::usable(listen, "STUN/TURN");
     if listen.port() != 0 {
         // SO_REUSEPORT would let us share a port another server holds;
         // refuse instead, as a plain bind would.
-        drop(std::net::UdpSocket::bind(listen)?);
-        drop(std::net::TcpListener::bind(listen)?);
+        drop(bind::socket(listen, Type::DGRAM, Protocol::UDP, false)?);
+        drop(bind::socket(listen, Type::STREAM, Protocol::TCP, false)?);
     }
     let mut tls_listeners = Vec::with_capacity(workers);
     let mut tls_addr = None;
     if let Some(TlsListen { addr, tls }) = &turns {
+        let mut addr = bind::usable(*addr, "TURN over TLS");
+        let context = |addr| move || format!("binding TURN over TLS on {addr}");
         if addr.port() != 0 {
             drop(
-                std::net::TcpListener::bind(addr)
-                    .with_context(|| format!("binding TURN over TLS on {addr}"))?,
+                bind::socket(addr, Type::STREAM, Protocol::TCP, false)
+                    .with_context(context(addr))?,
             );
         }
-        let mut addr = *addr;
         for _ in 0..workers {
-            let s = reuseport_socket(addr, Type::STREAM, Protocol::TCP)
-                .with_context(|| format!("binding TURN over TLS on {addr}"))?;
+            let s = bind::socket(addr, Type::STREAM, Protocol::TCP, true)
+                .with_context(context(addr))?;
             s.listen(1024)?;
             addr = s
                 .local_addr()?
@@ -114,7 +138,7 @@ pub fn start(
     let mut sockets = Vec::with_capacity(workers);
     let mut addr = listen;
     for _ in 0..workers {
-        let udp = reuseport_socket(addr, Type::DGRAM, Protocol::UDP)?;
+        let udp = bind::socket(addr, Type::DGRAM, Protocol::UDP, true)?;
         if addr.port() == 0 {
             // Port 0: the first socket picks, the others join it.
             addr = udp
@@ -122,31 +146,41 @@ pub fn start(
                 .as_socket()
                 .context("UDP listener has no address")?;
         }
-        let tcp = reuseport_socket(addr, Type::STREAM, Protocol::TCP)?;
+        let tcp = bind::socket(addr, Type::STREAM, Protocol::TCP, true)?;
         tcp.listen(1024)?;
         sockets.push((
             std::net::UdpSocket::from(udp),
             std::net::TcpListener::from(tcp),
         ));
     }
-    let tcp_counts: TcpCounts = Arc::default();
+    let rules = StreamRules {
+        per_ip: ConnectionsPerIp::new(limits.max_tcp_per_ip),
+        idle: limits.tcp_idle_timeout,
+    };
+    let board = StatsBoard::new(workers);
     let mut handoffs = Vec::with_capacity(workers);
-    for (i, (udp, tcp)) in sockets.into_iter().enumerate() {
-        let server = core(i);
-        let counts = tcp_counts.clone();
+    let mut controls = Vec::with_capacity(workers);
+    for (index, (udp, tcp)) in sockets.into_iter().enumerate() {
         let (to_worker, handoff) = handoff::channel();
         handoffs.push(to_worker);
-        let sockets = worker::Sockets {
+        let (control_tx, control) = mpsc::unbounded_channel();
+        controls.push(control_tx);
+        let setup = runtime::Setup {
+            index,
+            core: core(index),
             udp,
             tcp,
-            tls: tls_listeners.get_mut(i).and_then(Option::take),
+            tls: tls_listeners.get_mut(index).and_then(Option::take),
             handoff,
+            control,
+            rules: rules.clone(),
+            board: board.clone(),
         };
         std::thread::Builder::new()
-            .name(format!("turn-worker-{i}"))
+            .name(format!("turn-worker-{index}"))
             .spawn(move || {
-                if let Err(e) = worker::run(server, sockets, limits, counts) {
-                    tracing::error!("TURN worker {i} stopped: {e:#}");
+                if let Err(e) = runtime::run(setup) {
+                    tracing::error!("TURN worker {index} stopped: {e:#}");
                 }
             })?;
     }
@@ -155,5 +189,7 @@ pub fn start(
         tcp: addr,
         tls: tls_addr,
         handoff: handoff::Handoff::new(handoffs),
+        stats: board,
+        control: controls,
     })
 }

@@ -1,191 +1,213 @@
-//! One worker: a single-threaded runtime that owns a TURN core and its
-//! sockets. Nothing here is shared with other threads but the quota ledger
-//! inside the core and the TCP connection counts.
+//! A worker: the only owner of a [`turn::Server`], with one method per
+//! input and one egress. The transports (`transport/`) are read loops that
+//! hand it what they read; it calls the core and queues what the core
+//! returns; [`Worker::flush`] sends it. Read loops call `flush` once per
+//! read batch (so a batch's datagrams to one destination leave in one GSO
+//! send); single events (timer, stream opened/closed, control) flush
+//! themselves.
+//!
+//! The worker lives in an `Rc<RefCell<_>>` on its thread; a transport
+//! borrows it between awaits only, so a borrow never meets another.
 
-use std::cell::{RefCell, RefMut};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::unix::AsyncFd;
-use tokio::sync::mpsc;
 use turn::{Event, FiveTuple, Server, Transport};
 
-use super::handoff::HandedOff;
-use super::udp::{self, Listener, RelayPoll, Relays, ToClients, ToPeers, Trains};
-use super::{DriverLimits, TcpCounts};
-use crate::tls::Tls;
+use super::egress::{Egress, StreamQueue};
+use super::socket::client_socket::ClientSocket;
+use super::socket::relays::{RelayBinder, Relays};
+use super::stats::{StatsBoard, StreamCounters, WorkerStats};
 
-/// The core and the handles its outputs go through.
-pub(super) struct Shared {
-    pub(super) core: Server,
-    pub(super) relays: Relays,
-    pub(super) tcp: HashMap<FiveTuple, mpsc::Sender<Vec<u8>>>,
+/// How often a worker publishes its counters.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+/// Messages from outside the worker's thread (one channel per worker).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Control {
+    /// Refuse new allocations from now on (300 to `alternate`, else 508).
+    Drain { alternate: Option<SocketAddr> },
 }
 
-/// A worker's state. Borrowed mutably only between awaits.
-pub(super) struct Worker {
-    shared: RefCell<Shared>,
-    pub(super) listener: Listener,
-    /// The epoll instance of the relay sockets in `shared.relays`.
-    pub(super) relay_poll: AsyncFd<RelayPoll>,
-    /// STUN responses to UDP clients on their way out (GSO per client).
-    responses: RefCell<Trains>,
-    pub(super) limits: DriverLimits,
-    pub(super) tcp_counts: TcpCounts,
+/// A worker's core, relay sockets, egress and counters.
+pub(crate) struct Worker {
+    core: Server,
+    relays: Relays,
+    egress: Egress,
+    counters: StreamCounters,
+    board: Arc<StatsBoard>,
+    index: usize,
+    next_publish: Instant,
 }
 
 impl Worker {
-    pub(super) fn shared(&self) -> RefMut<'_, Shared> {
-        self.shared.borrow_mut()
-    }
-
-    /// Sends queued responses and acts on events.
-    pub(super) fn flush(&self, shared: &mut Shared) {
-        if let Ok(mut responses) = self.responses.try_borrow_mut() {
-            let sink = ToClients(&self.listener);
-            while let Some(t) = shared.core.poll_transmit() {
-                match t.to.transport {
-                    Transport::Udp => {
-                        let from = SocketAddr::new(t.to.server.ip(), 0);
-                        responses.push(&sink, from, t.to.client, &t.payload);
-                    }
-                    _ => self.send_to_client(&shared.tcp, t.to, &t.payload),
-                }
-            }
-            responses.flush(&sink);
-        }
-        while let Some(Event::RelayClosed(addr)) = shared.core.poll_event() {
-            shared.relays.close(addr);
+    pub(crate) fn new(
+        core: Server,
+        relays: Relays,
+        socket: Rc<ClientSocket>,
+        board: Arc<StatsBoard>,
+        index: usize,
+    ) -> Self {
+        Worker {
+            core,
+            relays,
+            egress: Egress::new(socket),
+            counters: StreamCounters::default(),
+            board,
+            index,
+            next_publish: Instant::now(),
         }
     }
 
-    pub(super) fn send_to_client(
-        &self,
-        tcp: &HashMap<FiveTuple, mpsc::Sender<Vec<u8>>>,
-        to: FiveTuple,
-        payload: &[u8],
-    ) {
-        match to.transport {
-            Transport::Udp => self.listener.send(to.client, to.server.ip(), payload),
-            Transport::Tcp | Transport::Tls => {
-                if let Some(tx) = tcp.get(&to) {
-                    // A client that does not read loses data, not the server memory.
-                    let _ = tx.try_send(payload.to_vec());
-                }
-            }
+    // ---- Inputs ----
+
+    /// A datagram from a UDP client, or a frame cut from a stream: the core
+    /// answers it (queued in the core) or relays it (queued here).
+    pub(crate) fn client_message(&mut self, now: Instant, from: FiveTuple, bytes: &[u8]) {
+        let Worker {
+            core,
+            relays,
+            egress,
+            ..
+        } = self;
+        if let Some(send) = core.handle_client(now, from, bytes, &mut RelayBinder(relays)) {
+            egress.for_peer(relays, send.relay, send.peer, send.payload);
         }
     }
 
-    /// Handles one packet from a client; data for a peer leaves at once.
-    pub(super) fn client_packet(
-        &self,
-        shared: &mut Shared,
+    /// A datagram a peer sent to relay socket `relay`, read into `slot`
+    /// after the core's headroom (`len` bytes).
+    pub(crate) fn peer_datagram(
+        &mut self,
         now: Instant,
-        from: FiveTuple,
-        p: &[u8],
+        relay: SocketAddr,
+        peer: SocketAddr,
+        slot: &mut [u8],
+        len: usize,
     ) {
-        let Shared { core, relays, .. } = shared;
-        let mut binder = udp::RelayBinder { relays };
-        if let Some(send) = core.handle_client(now, from, p, &mut binder)
-            && let Some(socket) = relays.get(send.relay)
-        {
-            udp::send_from_relay(socket, send.peer, send.payload);
+        let Worker { core, egress, .. } = self;
+        if let Some(out) = core.handle_peer(now, relay, peer, slot, len) {
+            egress.for_client(out.to, out.payload);
         }
     }
 
-    /// Handles one datagram from a UDP client; data for a peer joins
-    /// `to_peers`, sent when the read batch is done.
-    pub(super) fn client_datagram(
-        &self,
-        shared: &mut Shared,
-        now: Instant,
-        from: FiveTuple,
-        p: &[u8],
-        to_peers: &mut Trains,
-    ) {
-        let Shared { core, relays, .. } = shared;
-        let mut binder = udp::RelayBinder { relays };
-        if let Some(send) = core.handle_client(now, from, p, &mut binder) {
-            let sink = ToPeers {
-                relays,
-                listener: &self.listener,
-            };
-            to_peers.push(&sink, send.relay, send.peer, send.payload);
+    /// The timer fired: expiry in the core, and the counters' snapshot when
+    /// due. Returns when to call again.
+    pub(crate) fn timer(&mut self, now: Instant) -> Instant {
+        self.core.handle_timeout(now);
+        if now >= self.next_publish {
+            self.publish();
+            self.next_publish = now + PUBLISH_EVERY;
+        }
+        self.flush();
+        self.next_timer()
+    }
+
+    /// A stream connection is served from now on; frames for it go to `queue`.
+    pub(crate) fn stream_opened(&mut self, ft: FiveTuple, queue: StreamQueue) {
+        self.egress.stream_opened(ft, queue);
+        match ft.transport {
+            Transport::Tls => self.counters.tls_open += 1,
+            _ => self.counters.tcp_open += 1,
         }
     }
-}
 
-/// What a worker listens on.
-pub(super) struct Sockets {
-    pub(super) udp: std::net::UdpSocket,
-    pub(super) tcp: std::net::TcpListener,
-    /// The `--turns-listen` socket and the TLS configuration, if on.
-    pub(super) tls: Option<(std::net::TcpListener, Arc<Tls>)>,
-    /// TURN connections handed over from the shared HTTPS port.
-    pub(super) handoff: mpsc::Receiver<HandedOff>,
-}
+    /// A stream connection ended: its allocation ends with it.
+    pub(crate) fn stream_closed(&mut self, ft: FiveTuple) {
+        self.egress.stream_closed(&ft);
+        self.core.client_disconnected(&ft);
+        let open = match ft.transport {
+            Transport::Tls => &mut self.counters.tls_open,
+            _ => &mut self.counters.tcp_open,
+        };
+        *open = open.saturating_sub(1);
+        self.flush();
+    }
 
-/// Runs a worker on the current thread until the process ends.
-pub(super) fn run(
-    core: Server,
-    sockets: Sockets,
-    limits: DriverLimits,
-    tcp_counts: TcpCounts,
-) -> anyhow::Result<()> {
-    let Sockets {
-        udp,
-        tcp,
-        tls,
-        handoff,
-    } = sockets;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async move {
-        let listener = Listener::new(udp)?;
-        let tcp = tokio::net::TcpListener::from_std(tcp)?;
-        let relay_poll = RelayPoll::new()?;
-        let relays = Relays::new(relay_poll.get_ref())?;
-        let worker = Rc::new(Worker {
-            shared: RefCell::new(Shared {
-                core,
-                relays,
-                tcp: HashMap::new(),
-            }),
-            listener,
-            relay_poll,
-            responses: RefCell::default(),
-            limits,
-            tcp_counts,
-        });
-        tokio::task::spawn_local(super::tcp::serve(worker.clone(), tcp));
-        if let Some((listener, tls)) = tls {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            tokio::task::spawn_local(super::tls::serve(worker.clone(), listener, tls));
+    /// A message from outside the thread.
+    pub(crate) fn control(&mut self, message: Control) {
+        match message {
+            Control::Drain { alternate } => self.core.set_draining(alternate),
         }
-        tokio::task::spawn_local(super::tls::receive(worker.clone(), handoff));
-        tokio::task::spawn_local(timers(worker.clone()));
-        tokio::task::spawn_local(udp::relay_reader(worker.clone()));
-        udp::serve(worker).await;
-        Ok(())
-    })
-}
+        self.flush();
+    }
 
-/// Drives the core's expiry timers.
-async fn timers(worker: Rc<Worker>) {
-    loop {
-        let now = Instant::now();
-        let next = worker.shared().core.poll_timeout();
-        let wake = next.map_or(now + Duration::from_secs(1), |t| {
-            t.min(now + Duration::from_secs(1))
-        });
-        tokio::time::sleep_until(wake.into()).await;
-        let mut shared = worker.shared();
-        shared.core.handle_timeout(Instant::now());
-        worker.flush(&mut shared);
+    // ---- The one egress ----
+
+    /// Sends what the inputs since the last flush produced, and closes the
+    /// relay sockets of allocations that ended.
+    pub(crate) fn flush(&mut self) {
+        while let Some(t) = self.core.poll_transmit() {
+            self.egress.for_client(t.to, &t.payload);
+        }
+        self.egress.flush(&self.relays);
+        while let Some(event) = self.core.poll_event() {
+            match event {
+                Event::RelayClosed(addr) => self.relays.close(addr),
+            }
+        }
+    }
+
+    // ---- What transports ask ----
+
+    /// When [`Worker::timer`] is due next.
+    pub(crate) fn next_timer(&self) -> Instant {
+        match self.core.poll_timeout() {
+            Some(t) => t.min(self.next_publish),
+            None => self.next_publish,
+        }
+    }
+
+    /// The relay sockets (to map readiness events to sockets).
+    pub(crate) fn relays(&self) -> &Relays {
+        &self.relays
+    }
+
+    /// Whether `ft` holds an allocation (a quiet stream with one is not idle).
+    pub(crate) fn has_allocation(&self, ft: &FiveTuple, now: Instant) -> bool {
+        self.core.has_allocation(ft, now)
+    }
+
+    /// Counts one TCP connection accepted on a listener of this worker.
+    pub(crate) fn stream_accepted(&mut self) {
+        self.counters.tcp_accepted += 1;
+    }
+
+    /// Counts one connection refused for its address's connection count.
+    pub(crate) fn refused_per_ip(&mut self) {
+        self.counters.tcp_refused_per_ip += 1;
+    }
+
+    /// Counts one TLS handshake on `--turns-listen`.
+    pub(crate) fn tls_handshake(&mut self, ok: bool) {
+        match ok {
+            true => self.counters.tls_handshakes += 1,
+            false => self.counters.tls_handshake_failures += 1,
+        }
+    }
+
+    /// Counts one connection handed over by the shared HTTPS port.
+    pub(crate) fn handed_over(&mut self) {
+        self.counters.tls_handed_over += 1;
+    }
+
+    fn publish(&self) {
+        let c = self.counters;
+        let stats = WorkerStats {
+            core: self.core.stats(),
+            tcp_open: c.tcp_open,
+            tls_open: c.tls_open,
+            tcp_accepted: c.tcp_accepted,
+            tls_handshakes: c.tls_handshakes,
+            tls_handshake_failures: c.tls_handshake_failures,
+            tcp_refused_per_ip: c.tcp_refused_per_ip,
+            tls_handed_over: c.tls_handed_over,
+            relay_sockets: u64::try_from(self.relays.len()).unwrap_or(u64::MAX),
+            udp_send_dropped: self.egress.udp_dropped(),
+            stream_send_dropped: self.egress.stream_dropped(),
+        };
+        self.board.publish(self.index, stats);
     }
 }

@@ -312,3 +312,81 @@ pub fn relay_round_trip(mut d: Driver) {
     d.run_until(Duration::from_millis(300), |_| false);
     assert_eq!(d.data, []);
 }
+
+/// A port free on `[::]` for UDP and TCP right now (dual stack: on IPv4 too).
+pub fn dual_stack_port() -> u16 {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("[::]:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("::", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free dual-stack port");
+}
+
+/// The `switchboard` binary started with exactly `args` (which must name
+/// the listen addresses); killed on drop.
+pub struct Binary {
+    child: std::process::Child,
+    /// What it printed up to its "web app" line.
+    pub banner: Vec<String>,
+}
+
+impl Binary {
+    pub fn start(args: &[&str]) -> Binary {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(args)
+            .env("SWITCHBOARD_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn switchboard");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut binary = Binary {
+            child,
+            banner: Vec::new(),
+        };
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("switchboard did not start within 20 s");
+            let done = line.starts_with("Switchboard web app");
+            binary.banner.push(line);
+            if done {
+                return binary;
+            }
+        }
+    }
+
+    /// The binary on `--turn-listen [::]:PORT` (HTTP on a loopback port);
+    /// returns it and PORT.
+    pub fn dual_stack(extra: &[&str]) -> (Binary, u16) {
+        let port = dual_stack_port();
+        let http = dual_stack_port();
+        let turn = format!("[::]:{port}");
+        let http = format!("127.0.0.1:{http}");
+        let mut args = vec!["--turn-listen", &turn, "--http-listen", &http];
+        args.extend_from_slice(extra);
+        let binary = Binary::start(&args);
+        wait_for_binding(SocketAddr::from(([127, 0, 0, 1], port)));
+        (binary, port)
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

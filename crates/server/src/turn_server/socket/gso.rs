@@ -1,64 +1,74 @@
-//! UDP GSO batching: datagrams from one source socket to one destination,
+//! UDP GSO trains: datagrams from one source socket to one destination,
 //! of one size (the last may be shorter), leave in one `sendmsg` with
-//! `UDP_SEGMENT` instead of one syscall each. Used for the datagrams of one
-//! listener read batch on their way to peers, for those of one relay read
-//! round on their way to clients, and for STUN responses.
+//! `UDP_SEGMENT` instead of one syscall each. The worker's egress queues
+//! into trains while it handles an input batch (a listener read, a relay
+//! read round, a stream read) and sends them when the batch is done.
 
 use std::net::SocketAddr;
 
-use super::{Listener, MAX_DATAGRAM, Relays, send_from_relay};
+use super::MAX_DATAGRAM;
+use super::client_socket::{ClientSocket, Gso, segments};
+use super::relays::Relays;
 
 /// Most datagrams in one GSO send (the kernel's limit is 64).
-pub(in crate::turn_server) const GSO_MAX_SEGMENTS: usize = 32;
+pub(crate) const GSO_MAX_SEGMENTS: usize = 32;
 /// Largest datagram sent with GSO: the kernel refuses a segment larger than
 /// the path MTU allows (EINVAL, and quinn-udp then turns GSO off for good),
 /// so only datagrams that fit the IPv6 minimum MTU (1280 − 40 − 8) are
 /// batched; larger ones go one by one.
-pub(in crate::turn_server) const GSO_MAX_SEGMENT: usize = 1232;
+pub(crate) const GSO_MAX_SEGMENT: usize = 1232;
 /// Trains open at once; a datagram for one more flow sends them all first.
 const OPEN_TRAINS: usize = 8;
 
 /// Where trains leave from.
-pub(in crate::turn_server) trait Sink {
-    /// Sends `contents`: datagrams of `segment` bytes, the last may be shorter.
-    fn send(&self, from: SocketAddr, to: SocketAddr, contents: &[u8], segment: usize);
+pub(crate) trait Sink {
+    /// Sends `contents`: datagrams of `segment` bytes, the last may be
+    /// shorter. Returns how many were dropped (a full socket buffer).
+    fn send(&self, from: SocketAddr, to: SocketAddr, contents: &[u8], segment: usize) -> u64;
     /// Most datagrams one send may carry.
     fn max_segments(&self) -> usize;
 }
 
 /// Datagrams to peers, from the relay socket bound to `from`.
-pub(in crate::turn_server) struct ToPeers<'a> {
-    pub(in crate::turn_server) relays: &'a Relays,
-    pub(in crate::turn_server) listener: &'a Listener,
+pub(crate) struct ToPeers<'a> {
+    pub(crate) relays: &'a Relays,
+    /// Whose kernel capabilities (GSO) the relay sockets share.
+    pub(crate) socket: &'a ClientSocket,
 }
 
 impl Sink for ToPeers<'_> {
-    fn send(&self, from: SocketAddr, to: SocketAddr, contents: &[u8], segment: usize) {
-        let Some(socket) = self.relays.get(from) else {
-            return;
+    fn send(&self, from: SocketAddr, to: SocketAddr, contents: &[u8], segment: usize) -> u64 {
+        let Some(relay) = self.relays.get(from) else {
+            // Closed while its datagrams waited: nobody to send them from.
+            return segments(contents.len(), segment);
         };
-        let sent = contents.len() > segment
-            && self
-                .listener
-                .send_gso(socket.into(), to, None, contents, segment);
-        if !sent {
-            for datagram in contents.chunks(segment.max(1)) {
-                send_from_relay(socket, to, datagram);
+        if contents.len() > segment {
+            match self
+                .socket
+                .send_gso(relay.into(), to, None, contents, segment)
+            {
+                Gso::Sent => return 0,
+                Gso::Dropped => return segments(contents.len(), segment),
+                Gso::Refused => {}
             }
         }
+        contents
+            .chunks(segment.max(1))
+            .map(|d| u64::from(!Relays::send(relay, to, d)))
+            .sum()
     }
 
     fn max_segments(&self) -> usize {
-        self.listener.max_segments()
+        self.socket.max_segments()
     }
 }
 
-/// Datagrams to clients over UDP, from the listener with source IP `from.ip()`.
-pub(in crate::turn_server) struct ToClients<'a>(pub(in crate::turn_server) &'a Listener);
+/// Datagrams to clients over UDP, from the client socket with source IP `from.ip()`.
+pub(crate) struct ToClients<'a>(pub(crate) &'a ClientSocket);
 
 impl Sink for ToClients<'_> {
-    fn send(&self, from: SocketAddr, to: SocketAddr, contents: &[u8], segment: usize) {
-        self.0.send_segments(to, from.ip(), contents, segment);
+    fn send(&self, from: SocketAddr, to: SocketAddr, contents: &[u8], segment: usize) -> u64 {
+        self.0.send_segments(to, from.ip(), contents, segment)
     }
 
     fn max_segments(&self) -> usize {
@@ -101,12 +111,15 @@ impl Train {
         self.closed = datagram.len() < self.segment;
     }
 
-    fn send(&mut self, sink: &impl Sink) {
-        if let Some((from, to)) = self.flow.take() {
-            sink.send(from, to, &self.buf, self.segment);
-        }
+    /// Sends the train; returns the datagrams dropped.
+    fn send(&mut self, sink: &impl Sink) -> u64 {
+        let dropped = match self.flow.take() {
+            Some((from, to)) => sink.send(from, to, &self.buf, self.segment),
+            None => 0,
+        };
         self.buf.clear();
         self.count = 0;
+        dropped
     }
 }
 
@@ -114,15 +127,17 @@ impl Train {
 /// order within a flow is kept. Buffers are kept between uses: nothing is
 /// allocated per datagram once they have grown.
 #[derive(Default)]
-pub(in crate::turn_server) struct Trains {
+pub(crate) struct Trains {
     trains: Vec<Train>,
     open: usize,
+    /// Datagrams the kernel dropped (full socket buffers), ever.
+    dropped: u64,
 }
 
 impl Trains {
     /// Queues a datagram from `from` to `to`, sending its flow's train
     /// first if it cannot join.
-    pub(in crate::turn_server) fn push(
+    pub(crate) fn push(
         &mut self,
         sink: &impl Sink,
         from: SocketAddr,
@@ -136,7 +151,7 @@ impl Trains {
             if t.joins(datagram, max_segments) {
                 t.append(datagram);
             } else {
-                t.send(sink);
+                self.dropped += t.send(sink);
                 t.start(flow, datagram);
             }
             return;
@@ -154,10 +169,15 @@ impl Trains {
     }
 
     /// Sends every open train.
-    pub(in crate::turn_server) fn flush(&mut self, sink: &impl Sink) {
+    pub(crate) fn flush(&mut self, sink: &impl Sink) {
         for t in self.trains.iter_mut().take(self.open) {
-            t.send(sink);
+            self.dropped += t.send(sink);
         }
         self.open = 0;
+    }
+
+    /// Datagrams dropped so far because a socket buffer was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
     }
 }
