@@ -18,9 +18,10 @@ export function recordSecrets(args) {
 
 /**
  * Starts `$SWITCHBOARD_BIN` with `args` on free ports (or the given ones);
- * resolves once `ready` matches its output.
+ * resolves once `ready` matches its output. `loopbackPeers: false` leaves
+ * the default peer policy (loopback refused) in force.
  */
-export async function startServer(args, ready = /web app: (\S+)/, ports = null) {
+export async function startServer(args, ready = /web app: (\S+)/, ports = null, { loopbackPeers = true } = {}) {
   const bin = process.env.SWITCHBOARD_BIN;
   if (!bin) throw new Error('SWITCHBOARD_BIN is not set (run through e2e/run)');
   const [httpPort, turnPort] = ports
@@ -33,7 +34,7 @@ export async function startServer(args, ready = /web app: (\S+)/, ports = null) 
   const log = process.env.SWITCHBOARD_E2E_LOG ?? 'warn';
   recordSecrets(args);
   const child = spawn(bin, ['--http-listen', `127.0.0.1:${httpPort}`, '--turn-listen', `127.0.0.1:${turnPort}`,
-    '--allow-loopback-peers', '--log', log, ...turns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    ...(loopbackPeers ? ['--allow-loopback-peers'] : []), '--log', log, ...turns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   child.stderr.on('data', (d) => { out += d; });

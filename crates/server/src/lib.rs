@@ -6,11 +6,15 @@
 //!   `turn` core (UDP, TCP, TLS; one worker per core).
 //! - [`http`]: web app, signaling WebSocket and ICE server API over HTTP(S),
 //!   and the shared TLS port.
+//! - [`invite`]: the `switchboard invite` subcommand's links.
+//! - [`metrics`]: Prometheus export of the cores' and drivers' counters, `/healthz`, `/readyz`.
 //! - [`per_address`]: connections per client address (WebSocket and TURN TCP/TLS).
 //! - [`tls`]: certificates, their reload, and telling TURN from HTTP.
 
 pub mod config;
 pub mod http;
+pub mod invite;
+pub mod metrics;
 pub mod per_address;
 pub mod tls;
 pub mod turn_server;

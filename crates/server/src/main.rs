@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -10,22 +11,67 @@ use anyhow::Context;
 use rand::Rng;
 use tracing_subscriber::EnvFilter;
 
-use switchboard::config::Config;
-use switchboard::{http, tls, turn_server};
+use switchboard::config::{Command, Config, LogFormat};
+use switchboard::{http, metrics, tls, turn_server};
 
-fn main() -> anyhow::Result<()> {
-    let config = Config::load()?;
-    if let Some(switchboard::config::Command::ConfigTemplate) = &config.command {
+fn main() -> ExitCode {
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    if let Some(Command::ConfigTemplate) = &config.command {
         print!("{}", Config::template());
-        return Ok(());
+        return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&config.log).context("--log")?)
-        .init();
-    tokio::runtime::Builder::new_multi_thread()
+    if let Some(Command::Invite(args)) = &config.command {
+        return match switchboard::invite::link(&config, args, unix_now()) {
+            Ok(link) => {
+                println!("{link}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        };
+    }
+    let filter = match EnvFilter::try_new(&config.log) {
+        Ok(f) => f,
+        Err(e) => return fail(&anyhow::anyhow!("--log {:?}: {e}", config.log)),
+    };
+    match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(run(config))
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e.into()),
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// One line on stderr, no backtrace: what went wrong, and for a port in
+/// use what to do about it.
+fn fail(e: &anyhow::Error) -> ExitCode {
+    let in_use = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+    });
+    if in_use {
+        eprintln!(
+            "switchboard: {e:#}\n  another program (or another switchboard) holds this address; \
+             choose a free one with --http-listen, --turn-listen, --turns-listen or --metrics-listen"
+        );
+    } else {
+        eprintln!("switchboard: {e:#}");
+    }
+    ExitCode::FAILURE
 }
 
 fn unix_now() -> u64 {
@@ -65,10 +111,12 @@ fn turn_core(config: &Config, secret: &str, shared: &CoreShared, i: usize) -> tu
     // Each worker gets its share of the server's bandwidth.
     let workers = u64::try_from(worker_count(config)).unwrap_or(1);
     core.total_bytes_per_second = (config.total_bps / 8).div_ceil(workers);
+    // A short burst (a tenth of a second's worth): a flood from one
+    // source gets little back, a busy NAT gets its steady rate.
     let unauth = config.unauthenticated_rate as f32;
     core.unauthenticated_rate = turn::rate_limit::Rate {
         per_second: unauth,
-        burst: 2.0 * unauth,
+        burst: (unauth / 10.0).max(10.0),
     };
     core.auth_failure_rate = turn::rate_limit::Rate {
         per_second: config.auth_failures_per_minute as f32 / 60.0,
@@ -107,7 +155,7 @@ fn worker_count(config: &Config) -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(mut config: Config) -> anyhow::Result<()> {
     // Without --auth-secret a random one is made: ephemeral credentials then
     // come only from this process (the signaling server and the banner).
     let secret: String = match &config.auth_secret {
@@ -124,6 +172,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let shared = CoreShared {
         ledger: Arc::new(turn::ledger::Ledger::new(turn::ledger::Quotas {
             per_user: config.user_quota,
+            per_static_user: config.static_user_quota,
             per_ip: config.ip_quota,
             total: config.total_quota,
         })),
@@ -132,6 +181,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
         start_unix: unix_now(),
     };
     let tls = tls::load(&config)?.map(Arc::new);
+    // `--turns-listen` on the HTTPS address is how one asks for the
+    // one-port set-up: serve TURN over TLS there, beside HTTPS.
+    let turns_on_http = config
+        .turns_listen
+        .0
+        .is_some_and(|t| same_listener(t, config.http_listen));
+    if turns_on_http && tls.is_some() {
+        println!(
+            "  note: --turns-listen is the HTTPS address; TURN over TLS is served on the HTTPS port"
+        );
+        config.turns_listen.0 = None;
+        config.turns_on_https_port = true;
+    }
     let turns = match (&tls, config.turns_listen.0) {
         (Some(tls), Some(addr)) => Some(turn_server::TlsListen {
             addr,
@@ -178,23 +240,64 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(udp = %bound.udp, tcp = %bound.tcp, tls = ?bound.tls, "STUN/TURN listening");
 
-    let http_listener = tokio::net::TcpListener::bind(config.http_listen)
+    let http_listener = bind_tcp(config.http_listen)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http_listen))?;
+    let http_addr = http_listener.local_addr()?;
+    if config.join_secret.is_some() {
+        println!(
+            "  access: invite links only (--join-secret); make one with `switchboard invite ROOM`"
+        );
+    } else if !http_addr.ip().is_loopback() {
+        println!(
+            "  WARNING: no --join-secret: anyone who can reach this page can join rooms and use \
+             the TURN relay. Set --join-secret and hand out `switchboard invite` links."
+        );
+        tracing::warn!("no --join-secret: anyone who reaches the web app gets relay credentials");
+    }
     let share = tls.is_some() && config.turns_on_https_port;
     let mut turns_port = bound.tls.map(|a| a.port());
     if share {
-        let a = http_listener.local_addr()?;
-        let h = shown_host(a.ip(), config.public_host.as_deref());
+        let h = shown_host(http_addr.ip(), config.public_host.as_deref());
         println!(
             "  TURN  turns:{h}:{}?transport=tcp (shares the HTTPS port)",
-            a.port()
+            http_addr.port()
         );
-        turns_port = Some(a.port());
+        turns_port = Some(http_addr.port());
     }
     if let Some(tls) = &tls {
         let interval = std::time::Duration::from_secs(config.tls_watch_interval);
         tokio::spawn(tls::reload::watch(tls.store.clone(), interval));
+    }
+
+    let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let signaling_stats = Arc::new(http::SignalingStats::default());
+    if let Some(addr) = config.metrics_listen.0 {
+        let sources = metrics::Sources {
+            turn: bound.stats.clone(),
+            signaling: signaling_stats.clone(),
+            tls: tls.clone(),
+            draining: draining_rx.clone(),
+            start_unix: shared.start_unix,
+        };
+        match bind_tcp(addr).await {
+            Ok(listener) => {
+                println!("  metrics http://{}/metrics", listener.local_addr()?);
+                tokio::spawn(metrics::serve(listener, sources, stopped(stop_rx.clone())));
+            }
+            // The default port is best effort (a second instance, a test);
+            // one the operator chose must work.
+            Err(e) if config.metrics_listen == default_metrics_listen() => {
+                tracing::warn!("metrics off: cannot bind {addr}: {e} (set --metrics-listen)");
+            }
+            Err(e) => {
+                return Err(anyhow::Error::from(e).context(format!("binding metrics on {addr}")));
+            }
+        }
     }
     let config = Arc::new(config);
     let ctx = http::HttpContext {
@@ -203,29 +306,121 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tls,
         turn_handoff: share.then(|| bound.handoff.clone()),
         turns_port,
+        draining: draining_rx,
+        signaling_stats: signaling_stats.clone(),
     };
-    // Connections get a short grace period after Ctrl-C/SIGTERM, then go.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
+    let drain = Drain {
+        timeout: std::time::Duration::from_secs(config.drain_timeout),
+        alternate: config.alternate_server,
+        turn: &bound,
+        signaling: &signaling_stats,
     };
     tokio::select! {
         r = http::serve_on(http_listener, ctx, stopped(stop_rx.clone())) => r,
         () = async {
-            stopped(stop_rx).await;
+            shutdown_signal().await;
+            let _ = draining_tx.send(true);
+            drain.run().await;
+            let _ = stop_tx.send(true);
+            // Open connections get a short grace period to close.
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => Ok(()),
     }
 }
 
+/// The graceful drain after the first SIGTERM or SIGINT.
+struct Drain<'a> {
+    timeout: std::time::Duration,
+    alternate: Option<SocketAddr>,
+    turn: &'a turn_server::Bound,
+    signaling: &'a http::SignalingStats,
+}
+
+impl Drain<'_> {
+    /// Refuses new allocations (the HTTP side refuses new joins and tells
+    /// peers to reconnect elsewhere, having seen `draining` turn true),
+    /// then waits until nothing is left or `timeout` has passed. A second
+    /// signal exits at once.
+    async fn run(&self) {
+        self.turn.drain(self.alternate);
+        println!(
+            "draining: new joins and allocations are refused; established calls keep going for up \
+             to {} s (signal again to exit now)",
+            self.timeout.as_secs()
+        );
+        tracing::info!(timeout_s = self.timeout.as_secs(), "draining");
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                () = shutdown_signal() => {
+                    tracing::info!("second signal: exiting now");
+                    std::process::exit(0);
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::info!("drain timeout reached; exiting");
+                    return;
+                }
+                _ = tick.tick() => {
+                    if self.idle() {
+                        tracing::info!("drained: no allocation and no peer left; exiting");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// No allocation and no joined peer left (as of the last snapshots).
+    fn idle(&self) -> bool {
+        let allocations: u64 = self
+            .turn
+            .stats
+            .snapshot()
+            .iter()
+            .map(|w| w.core.allocations_total())
+            .sum();
+        allocations == 0 && self.signaling.snapshot().hub.peers == 0
+    }
+}
+
+/// True when two listen addresses would take the same TCP port.
+fn same_listener(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+fn default_metrics_listen() -> switchboard::config::Listen {
+    Config::default().metrics_listen
+}
+
+/// Binds a TCP listener; `[::]` falls back to `0.0.0.0` on a machine
+/// without IPv6.
+async fn bind_tcp(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Err(e) if addr.ip() == IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED) && no_ipv6(&e) => {
+            tracing::info!(
+                "IPv6 unavailable ({e}); listening on 0.0.0.0:{}",
+                addr.port()
+            );
+            tokio::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, addr.port())).await
+        }
+        r => r,
+    }
+}
+
+fn no_ipv6(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::Unsupported
+    ) || e.raw_os_error() == Some(97) // EAFNOSUPPORT
+}
+
 /// Lifetime of the development credential printed on a terminal.
 const DEV_CREDENTIAL_TTL: u64 = 3600;
 
-/// How long open connections may take to close on shutdown.
+/// How long open connections may take to close after the drain.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The host to show in URLs: the configured public host, or the bound IP,
