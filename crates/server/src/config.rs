@@ -178,7 +178,11 @@ pub struct Config {
 
     /// Address for Prometheus metrics (`/metrics`, also `/healthz` and
     /// `/readyz`), or `off`.
-    #[arg(long, env = "SWITCHBOARD_METRICS_LISTEN", default_value = "127.0.0.1:9641")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_METRICS_LISTEN",
+        default_value = "127.0.0.1:9641"
+    )]
     pub metrics_listen: Listen,
 
     /// On SIGTERM, keep established calls and allocations for up to this
@@ -633,7 +637,10 @@ allow-loopback-peers = true
             if let Some(long) = arg.get_long()
                 && !matches!(long, "config" | "help" | "version")
             {
-                assert!(template.contains(&format!("\n#{long} = ")), "{long} missing");
+                assert!(
+                    template.contains(&format!("\n#{long} = ")),
+                    "{long} missing"
+                );
             }
         }
         // Uncommented, the template is a valid file equal to the defaults.
@@ -658,7 +665,10 @@ allow-loopback-peers = true
     /// The file the Debian package installs is the generated template.
     #[test]
     fn packaged_config_file_is_the_template() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../packaging/switchboard.toml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../packaging/switchboard.toml"
+        );
         let packaged = std::fs::read_to_string(path).unwrap_or_default();
         assert!(
             packaged == Config::template(),
