@@ -28,7 +28,7 @@ pub struct Config {
 
     /// Address for TURN over TLS (`turns:`), or `off`. Listens only when a
     /// TLS certificate is configured (`--tls-cert`/`--tls-key` or `--tls-self-signed`).
-    #[arg(long, env = "SWITCHBOARD_TURNS_LISTEN", default_value = "0.0.0.0:5349")]
+    #[arg(long, env = "SWITCHBOARD_TURNS_LISTEN", default_value = "[::]:5349")]
     pub turns_listen: Listen,
 
     /// Also accept TURN over TLS on the HTTPS port, told apart from HTTP
@@ -569,7 +569,7 @@ mod tests {
         assert!(c.auth_secret.is_none());
         assert_eq!(
             c.turns_listen,
-            Listen(Some("0.0.0.0:5349".parse().unwrap()))
+            Listen(Some("[::]:5349".parse().unwrap()))
         );
         assert!(c.turns_on_https_port);
     }
