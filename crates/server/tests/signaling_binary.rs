@@ -1,7 +1,7 @@
 //! The real `switchboard` binary: serves the web app and signaling on
 //! `--http-listen`, hands out ICE servers for its own `--turn-listen`, relays
-//! between two WebSocket clients, and exits promptly on SIGTERM even with
-//! WebSockets open.
+//! between two WebSocket clients, and on SIGTERM tells them to reconnect,
+//! drains for `--drain-timeout` and exits 0 even with WebSockets open.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -38,6 +38,10 @@ fn start() -> Result<(Server, u16, u16), Box<dyn std::error::Error>> {
             &format!("127.0.0.1:{turn}"),
             "--log",
             "warn",
+            "--metrics-listen",
+            "off",
+            "--drain-timeout",
+            "2",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -103,7 +107,8 @@ async fn binary_serves_signaling_and_stops_on_sigterm() -> TestResult {
     .await?;
     assert_eq!(recv(&mut b).await?.get("data"), Some(&json!("hi")));
 
-    // SIGTERM with both WebSockets open: the server closes them and exits.
+    // SIGTERM with both peers still in their room: they are told to
+    // reconnect, the drain runs out (2 s) and the server closes them and exits.
     let pid = server.0.id().to_string();
     let started = Instant::now();
     let status = Command::new("kill").args(["-TERM", &pid]).status()?;
@@ -118,6 +123,12 @@ async fn binary_serves_signaling_and_stops_on_sigterm() -> TestResult {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "{exit:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "the drain window was kept"
+    );
+    let notice = recv(&mut b).await?;
+    assert_eq!(notice.get("type"), Some(&json!("reconnect")), "{notice}");
     // The clients see the close.
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(Ok(m)) = a.next().await {
