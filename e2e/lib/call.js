@@ -9,9 +9,9 @@ export function roomId(prefix) {
   return `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
-/** Opens the room page and joins as `name`. */
-export async function joinRoom(page, room, name, query = '') {
-  await page.goto(`${BASE}/r/${room}${query}`);
+/** Opens the room page (of the server at `base`) and joins as `name`. */
+export async function joinRoom(page, room, name, query = '', base = BASE) {
+  await page.goto(`${base}/r/${room}${query}`);
   await page.fill('#name', name);
   await page.click('#join');
   await page.waitForSelector('#call:not([hidden])', { timeout: 20_000 });

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { launchChromium } from '../lib/browser.js';
-import { roomId, waitConnected, peerStats } from '../lib/call.js';
+import { roomId, joinRoom, waitConnected, peerStats } from '../lib/call.js';
 import { startServer } from '../lib/server.js';
 
 const DRAIN_S = 12;
@@ -41,12 +41,8 @@ test('SIGTERM drains: the relayed call goes on, new joins and allocations are re
   const b = await launchChromium();
   try {
     const room = roomId('drain');
-    for (const [p, name] of [[a.page, 'Ann'], [b.page, 'Bob']]) {
-      await p.goto(`${base}/r/${room}?relay=1`);
-      await p.fill('#name', name);
-      await p.click('#join');
-      await p.waitForSelector('#call:not([hidden])', { timeout: 20_000 });
-    }
+    await joinRoom(a.page, room, 'Ann', '?relay=1', base);
+    await joinRoom(b.page, room, 'Bob', '?relay=1', base);
     await waitConnected(a.page, 1);
     await waitConnected(b.page, 1);
     const stats = Object.values(await peerStats(a.page))[0];
@@ -111,10 +107,7 @@ test('SIGTERM with nothing left to drain exits at once; a second signal cuts a d
   const busy = await startServer(['--drain-timeout', '60']);
   const a = await launchChromium();
   try {
-    await a.page.goto(`http://127.0.0.1:${busy.httpPort}/r/${roomId('busy')}`);
-    await a.page.fill('#name', 'Ann');
-    await a.page.click('#join');
-    await a.page.waitForSelector('#call:not([hidden])', { timeout: 20_000 });
+    await joinRoom(a.page, roomId('busy'), 'Ann', '', `http://127.0.0.1:${busy.httpPort}`);
     process.kill(busy.pid, 'SIGTERM');
     await new Promise((r) => setTimeout(r, 3000));
     assert.equal((await fetch(`http://127.0.0.1:${busy.httpPort}/readyz`)).status, 503, 'still draining');

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { launchChromium } from '../lib/browser.js';
-import { roomId, waitConnected, peerStats } from '../lib/call.js';
+import { roomId, joinRoom, waitConnected, peerStats } from '../lib/call.js';
 import { startServer } from '../lib/server.js';
 
 /** The samples of `name` in a Prometheus text page, as {labels: value}. */
@@ -36,12 +36,8 @@ test('metrics during a relayed call: allocations, relayed bytes growing, signali
   const b = await launchChromium();
   try {
     const room = roomId('metrics');
-    for (const [p, name] of [[a.page, 'Ann'], [b.page, 'Bob']]) {
-      await p.goto(`${base}/r/${room}?relay=1`);
-      await p.fill('#name', name);
-      await p.click('#join');
-      await p.waitForSelector('#call:not([hidden])', { timeout: 20_000 });
-    }
+    await joinRoom(a.page, room, 'Ann', '?relay=1', base);
+    await joinRoom(b.page, room, 'Bob', '?relay=1', base);
     await waitConnected(a.page, 1);
     await waitConnected(b.page, 1);
     assert.equal(Object.values(await peerStats(a.page))[0].localType, 'relay');
