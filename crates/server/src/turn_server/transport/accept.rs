@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use turn::{FiveTuple, Transport};
 
@@ -48,13 +48,21 @@ impl StreamRules {
     }
 }
 
-/// Accepts TURN-over-TCP connections on this worker's `--turn-listen` socket.
-pub(crate) async fn tcp(worker: SharedWorker, listener: TcpListener, rules: StreamRules) {
+/// Waits for the next connection on `listener` that the per-address rule
+/// admits: the stream, its 5-tuple (IPv4-mapped addresses unwrapped) and
+/// its slot.
+async fn next_admitted(
+    worker: &SharedWorker,
+    listener: &TcpListener,
+    rules: &StreamRules,
+    transport: Transport,
+    what: &str,
+) -> (TcpStream, FiveTuple, IpSlot) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
-                tracing::warn!("TCP accept failed: {e}");
+                tracing::warn!("{what} accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -64,14 +72,23 @@ pub(crate) async fn tcp(worker: SharedWorker, listener: TcpListener, rules: Stre
             continue;
         };
         let ft = FiveTuple {
-            transport: Transport::Tcp,
+            transport,
             client: canonical(client),
             server: canonical(server),
         };
-        let Some(slot) = rules.slot(&worker, ft.client, "TURN/TCP") else {
+        let Some(slot) = rules.slot(worker, ft.client, what) else {
             continue;
         };
         let _ = stream.set_nodelay(true);
+        return (stream, ft, slot);
+    }
+}
+
+/// Accepts TURN-over-TCP connections on this worker's `--turn-listen` socket.
+pub(crate) async fn tcp(worker: SharedWorker, listener: TcpListener, rules: StreamRules) {
+    loop {
+        let (stream, ft, slot) =
+            next_admitted(&worker, &listener, &rules, Transport::Tcp, "TURN/TCP").await;
         let (worker, idle) = (worker.clone(), rules.idle);
         tokio::task::spawn_local(async move {
             let (rd, wr) = stream.into_split();
@@ -89,27 +106,8 @@ pub(crate) async fn tls(
     rules: StreamRules,
 ) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tracing::warn!("TURN/TLS accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        worker.borrow_mut().stream_accepted();
-        let (Ok(client), Ok(server)) = (stream.peer_addr(), stream.local_addr()) else {
-            continue;
-        };
-        let ft = FiveTuple {
-            transport: Transport::Tls,
-            client: canonical(client),
-            server: canonical(server),
-        };
-        let Some(slot) = rules.slot(&worker, ft.client, "TURN/TLS") else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, ft, slot) =
+            next_admitted(&worker, &listener, &rules, Transport::Tls, "TURN/TLS").await;
         let (worker, tls, idle) = (worker.clone(), tls.clone(), rules.idle);
         tokio::task::spawn_local(async move {
             let handshake = tls.accept(MovableTcp::Attached(stream), false);
