@@ -28,19 +28,23 @@ export async function startServer(args, ready = /web app: (\S+)/, ports = null, 
     ?? execFileSync(process.execPath, [freePorts]).toString().trim().split(' ').map(Number);
   // TURN over TLS (on with a certificate) on a port of its own choosing
   // unless the test says otherwise, so parallel servers never collide on 5349.
-  const turns = args.includes('--turns-listen') ? [] : ['--turns-listen', '127.0.0.1:0'];
+  const defaults = args.includes('--turns-listen') ? [] : ['--turns-listen', '127.0.0.1:0'];
   // Metrics likewise on a port of its own (the default 9641 is one per machine).
-  if (!args.includes('--metrics-listen')) turns.push('--metrics-listen', '127.0.0.1:0');
+  if (!args.includes('--metrics-listen')) defaults.push('--metrics-listen', '127.0.0.1:0');
+  // Tests stop their servers with SIGTERM and expect them gone soon: a
+  // short drain unless the test is about the drain.
+  if (!args.includes('--drain-timeout')) defaults.push('--drain-timeout', '2');
   const log = process.env.SWITCHBOARD_E2E_LOG ?? 'warn';
   recordSecrets(args);
   const child = spawn(bin, ['--http-listen', `127.0.0.1:${httpPort}`, '--turn-listen', `127.0.0.1:${turnPort}`,
-    ...(loopbackPeers ? ['--allow-loopback-peers'] : []), '--log', log, ...turns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    ...(loopbackPeers ? ['--allow-loopback-peers'] : []), '--log', log, ...defaults, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   child.stderr.on('data', (d) => { out += d; });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
     // Kept for checks/secrets.test.js, which reads every server log of the run.
-    try { appendFileSync(new URL('../artifacts/servers.log', import.meta.url), `== ${args.join(' ')}\n${out}\n`); } catch {}
+    // (The flags are not written: some are secrets.)
+    try { appendFileSync(new URL('../artifacts/servers.log', import.meta.url), `== server on ${httpPort}\n${out}\n`); } catch {}
     resolve({ code, signal });
   }));
   const deadline = Date.now() + 20_000;
@@ -60,8 +64,9 @@ export async function startServer(args, ready = /web app: (\S+)/, ports = null, 
     /** SIGTERM, then SIGKILL after `graceMs`; resolves with how long the exit took. */
     async stop(graceMs = 10_000) {
       const t0 = Date.now();
-      if (child.exitCode === null) process.kill(child.pid, 'SIGTERM');
-      const timer = setTimeout(() => { if (child.exitCode === null) process.kill(child.pid, 'SIGKILL'); }, graceMs);
+      const signal = (sig) => { try { if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, sig); } catch {} };
+      signal('SIGTERM');
+      const timer = setTimeout(() => signal('SIGKILL'), graceMs);
       const status = await exited;
       clearTimeout(timer);
       return { ...status, ms: Date.now() - t0 };
