@@ -19,8 +19,7 @@ export function mintToken(secret, { room, ttlS = 3600, name, admin } = {}) {
 
 /**
  * `switchboard invite ROOM --url BASE [extra]` with the join secret in the
- * environment; the printed link, or null when this binary has no `invite`
- * subcommand.
+ * environment; the printed link, or null when it printed none.
  */
 export function inviteLink(secret, room, base, extra = []) {
   const bin = process.env.SWITCHBOARD_BIN;
