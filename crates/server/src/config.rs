@@ -567,10 +567,7 @@ mod tests {
         );
         assert!(!c.allow_loopback_peers);
         assert!(c.auth_secret.is_none());
-        assert_eq!(
-            c.turns_listen,
-            Listen(Some("[::]:5349".parse().unwrap()))
-        );
+        assert_eq!(c.turns_listen, Listen(Some("[::]:5349".parse().unwrap())));
         assert!(c.turns_on_https_port);
     }
 
