@@ -271,7 +271,7 @@ impl Ledger {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn quotas(per_user: usize, per_static_user: usize, per_ip: usize, total: usize) -> Quotas {

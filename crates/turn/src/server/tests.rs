@@ -2,8 +2,11 @@
 //! virtual time: an `Instant` advanced by hand, a fake `RelaySockets`.
 
 mod auth;
+mod drain;
 mod errors;
 mod harness;
 mod lifetimes;
 mod limits;
+mod rates;
 mod relay;
+mod stats;

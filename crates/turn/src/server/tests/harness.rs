@@ -128,7 +128,7 @@ impl Net {
     }
 
     pub fn add(&mut self, config: ClientConfig, ft: FiveTuple) -> usize {
-        let seed = [self.clients.len() as u8 + 1; 32];
+        let seed = [(self.clients.len() as u8).wrapping_add(1); 32];
         self.clients.push((ft, Client::new(config, self.now, seed)));
         self.clients.len() - 1
     }

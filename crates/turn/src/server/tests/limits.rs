@@ -259,3 +259,76 @@ fn an_allocation_cannot_be_refreshed_past_its_ephemeral_credentials_expiry() {
     });
     assert_eq!(failed(&ev), (Method::REFRESH, 401));
 }
+
+#[test]
+fn one_static_user_shared_by_every_client_is_not_capped_by_the_user_quota() {
+    // The defaults: --user-quota 16 for ephemeral names, no limit for a
+    // static --user, --ip-quota 64.
+    let mut net = Net::new(config());
+    let logs = crate::ledger::tests::captured_logs(|| {
+        for _ in 0..40 {
+            let c = net.add_user("alice", "secret");
+            net.allocate(c);
+        }
+    });
+    assert_eq!(net.server.allocation_count(), 40);
+    assert!(logs.is_empty(), "{logs}");
+}
+
+#[test]
+fn an_ephemeral_username_is_capped_by_the_user_quota_and_the_refusal_is_logged_with_its_flag() {
+    let mut net = Net::new(config());
+    let cred = crate::credentials::mint(SECRET, UNIX0 + 3600, Some("peer1"));
+    let logs = crate::ledger::tests::captured_logs(|| {
+        for i in 0..18 {
+            let ft = FiveTuple {
+                client: SocketAddr::new(IpAddr::from([198, 51, 100, i]), 40000),
+                ..Net::tuple(0, Transport::Udp, SERVER)
+            };
+            let c = net.add(
+                ClientConfig::new(ft.server, &cred.username, &cred.password, Transport::Udp),
+                ft,
+            );
+            let ev = net.run(c, |cl, now| {
+                cl.allocate(now).unwrap();
+            });
+            if i < 16 {
+                assert!(allocated(&ev), "{i}: {ev:?}");
+            } else {
+                assert_eq!(failed(&ev), (Method::ALLOCATE, 486));
+            }
+        }
+    });
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines.len(), 1, "once per burst: {logs}");
+    assert!(lines[0].contains("--user-quota 16 reached"), "{logs}");
+    assert!(!logs.contains(&cred.password), "{logs}");
+    assert_eq!(net.server.stats().drops(crate::DropReason::Quota), 2);
+}
+
+#[test]
+fn a_static_user_quota_applies_when_set_and_names_its_flag() {
+    let mut c = config();
+    c.ledger = std::sync::Arc::new(crate::ledger::Ledger::new(crate::ledger::Quotas {
+        per_user: 16,
+        per_static_user: 3,
+        per_ip: 64,
+        total: 10000,
+    }));
+    let mut net = Net::new(c);
+    let logs = crate::ledger::tests::captured_logs(|| {
+        for _ in 0..3 {
+            let a = net.add_user("alice", "secret");
+            net.allocate(a);
+        }
+        let a = net.add_user("alice", "secret");
+        let ev = net.run(a, |cl, now| {
+            cl.allocate(now).unwrap();
+        });
+        assert_eq!(failed(&ev), (Method::ALLOCATE, 486));
+    });
+    assert!(logs.contains("--static-user-quota 3 reached"), "{logs}");
+    // Another static user has its own count.
+    let b = net.add_user("bob", "hunter2");
+    net.allocate(b);
+}
