@@ -13,12 +13,13 @@
 //! `draining`, and the rooms already joined keep relaying.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{ErrorCode, SignalError};
 use crate::limit::{RateLimit, TokenBucket};
 use crate::protocol::{
-    ClientMessage, IceServer, LeaveReason, PROTOCOL_VERSION, PeerId, PeerInfo, ServerMessage,
+    ClientMessage, IceServers, LeaveReason, PROTOCOL_VERSION, PeerId, PeerInfo, ServerMessage,
     parse_client_message,
 };
 use crate::token::{self, Secret};
@@ -88,14 +89,18 @@ pub enum Output {
 
 #[derive(Debug)]
 struct Membership {
-    room: String,
+    /// The room's id, shared with the room table's key.
+    room: Arc<str>,
     peer: PeerInfo,
 }
 
+/// One connection. Kept small: 10 000 of them sit in one table. The
+/// membership is boxed (only joined connections have one).
 #[derive(Debug)]
 struct Conn {
-    ice_servers: Vec<IceServer>,
-    member: Option<Membership>,
+    /// Handed out in `joined` (only the credential is the connection's own).
+    ice_servers: IceServers,
+    member: Option<Box<Membership>>,
     last_seen: Instant,
     last_ping: Option<Instant>,
     bucket: TokenBucket,
@@ -146,7 +151,7 @@ impl HubStats {
 pub struct Hub {
     config: HubConfig,
     conns: HashMap<ConnId, Conn>,
-    rooms: HashMap<String, Room>,
+    rooms: HashMap<Arc<str>, Room>,
     next_peer: u64,
     out: VecDeque<Output>,
     draining: bool,
@@ -222,7 +227,7 @@ impl Hub {
 
     /// A new connection, with the ICE servers to hand it when it joins
     /// (the driver mints its TURN credentials).
-    pub fn handle_connect(&mut self, conn: ConnId, ice_servers: Vec<IceServer>, now: Instant) {
+    pub fn handle_connect(&mut self, conn: ConnId, ice_servers: IceServers, now: Instant) {
         if self.conns.contains_key(&conn) {
             self.handle_disconnect(conn);
         }
@@ -397,7 +402,7 @@ impl Hub {
         }
     }
 
-    fn membership(&self, conn: ConnId) -> Result<(String, PeerId), SignalError> {
+    fn membership(&self, conn: ConnId) -> Result<(Arc<str>, PeerId), SignalError> {
         self.conns
             .get(&conn)
             .and_then(|c| c.member.as_ref())
@@ -437,8 +442,8 @@ impl Hub {
             }
             admin = claims.admin;
         }
-        let ice_servers = c.ice_servers.clone();
-        if let Some(room) = self.rooms.get(&room_id) {
+        let ice_servers = c.ice_servers.to_list();
+        if let Some(room) = self.rooms.get(room_id.as_str()) {
             if !admin
                 && let Some(expected) = &room.password
                 && !password
@@ -462,9 +467,13 @@ impl Hub {
         self.next_peer += 1;
         self.peers += 1;
         self.joins += 1;
-        let room = self.rooms.entry(room_id.clone()).or_insert_with(|| Room {
+        let key: Arc<str> = match self.rooms.get_key_value(room_id.as_str()) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(room_id.as_str()),
+        };
+        let room = self.rooms.entry(key.clone()).or_insert_with(|| Room {
             password,
-            members: Vec::new(),
+            members: Vec::with_capacity(self.config.room_size.min(4)),
         });
         let others: Vec<ConnId> = room.members.clone();
         room.members.push(conn);
@@ -473,10 +482,10 @@ impl Hub {
             .filter_map(|m| self.conns.get(m)?.member.as_ref().map(|mm| mm.peer.clone()))
             .collect();
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.member = Some(Membership {
-                room: room_id.clone(),
+            c.member = Some(Box::new(Membership {
+                room: key,
                 peer: peer.clone(),
-            });
+            }));
         }
         self.send(
             conn,

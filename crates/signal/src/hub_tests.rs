@@ -42,7 +42,7 @@ fn error_codes(outs: &[Output], conn: ConnId) -> Vec<ErrorCode> {
 }
 
 fn join(hub: &mut Hub, conn: ConnId, room: &str, name: &str, now: Instant) -> Vec<Output> {
-    hub.handle_connect(conn, vec![], now);
+    hub.handle_connect(conn, Default::default(), now);
     hub.text(
         conn,
         &json!({"type":"join","v":1,"room":room,"name":name}).to_string(),
@@ -134,13 +134,13 @@ fn room_full_and_password() {
         room_size: 2,
         ..HubConfig::default()
     });
-    hub.handle_connect(ConnId(1), vec![], now);
+    hub.handle_connect(ConnId(1), Default::default(), now);
     hub.text(
         ConnId(1),
         r#"{"type":"join","v":1,"room":"r","name":"a","password":"s3cret"}"#,
         now,
     );
-    hub.handle_connect(ConnId(2), vec![], now);
+    hub.handle_connect(ConnId(2), Default::default(), now);
     hub.text(
         ConnId(2),
         r#"{"type":"join","v":1,"room":"r","name":"b"}"#,
@@ -161,7 +161,7 @@ fn room_full_and_password() {
         r#"{"type":"join","v":1,"room":"r","name":"b","password":"s3cret"}"#,
         now,
     );
-    hub.handle_connect(ConnId(3), vec![], now);
+    hub.handle_connect(ConnId(3), Default::default(), now);
     hub.text(
         ConnId(3),
         r#"{"type":"join","v":1,"room":"r","name":"c","password":"s3cret"}"#,
@@ -197,7 +197,7 @@ fn bad_input_before_join() {
     let now = Instant::now();
     let mut hub = Hub::new(HubConfig::default());
     let a = ConnId(7);
-    hub.handle_connect(a, vec![], now);
+    hub.handle_connect(a, Default::default(), now);
     hub.text(a, "not json", now);
     hub.text(a, r#"{"type":"offer","to":"p1","data":1}"#, now);
     hub.text(a, r#"{"type":"wat"}"#, now);
@@ -232,7 +232,7 @@ fn flooding_is_limited_and_reported_once() {
         ..HubConfig::default()
     });
     let a = ConnId(1);
-    hub.handle_connect(a, vec![], now);
+    hub.handle_connect(a, Default::default(), now);
     for _ in 0..100 {
         hub.text(a, r#"{"type":"ping"}"#, now);
     }
@@ -305,7 +305,7 @@ fn max_rooms_refuses_new_rooms_but_not_existing_ones() {
     assert_eq!(hub.room_count(), 3);
 
     // A flood of joins to new rooms: every one refused, nothing opened.
-    hub.handle_connect(d, vec![], now);
+    hub.handle_connect(d, Default::default(), now);
     for i in 0..50 {
         hub.text(
             d,
@@ -451,7 +451,7 @@ fn token_mode_checks_tokens_and_applies_claims() {
     ];
     for (i, (extra, reason)) in cases.into_iter().enumerate() {
         let c = ConnId(100 + i as u64);
-        hub.handle_connect(c, vec![], now);
+        hub.handle_connect(c, Default::default(), now);
         hub.text(c, &join_msg("r", "Eve", extra), now);
         let outs = drain(&mut hub);
         assert_eq!(
@@ -470,7 +470,7 @@ fn token_mode_checks_tokens_and_applies_claims() {
 
     // A valid token: the name claim wins; the first peer sets a password.
     let (a, b, c) = (ConnId(1), ConnId(2), ConnId(3));
-    hub.handle_connect(a, vec![], now);
+    hub.handle_connect(a, Default::default(), now);
     let t = mint("r", UNIX_NOW + 60, Some("Ann (host)"), false);
     hub.text(
         a,
@@ -483,7 +483,7 @@ fn token_mode_checks_tokens_and_applies_claims() {
         Some(ServerMessage::Joined { .. })
     ));
     // A plain token still needs the password; an admin token does not.
-    hub.handle_connect(b, vec![], now);
+    hub.handle_connect(b, Default::default(), now);
     hub.text(
         b,
         &join_msg(
@@ -495,7 +495,7 @@ fn token_mode_checks_tokens_and_applies_claims() {
     );
     let outs = drain(&mut hub);
     assert_eq!(first_error(&outs, b), Some((ErrorCode::BadPassword, None)));
-    hub.handle_connect(c, vec![], now);
+    hub.handle_connect(c, Default::default(), now);
     hub.text(
         c,
         &join_msg(
@@ -527,7 +527,7 @@ fn token_mode_checks_tokens_and_applies_claims() {
 fn without_a_secret_tokens_are_ignored() {
     let now = Instant::now();
     let mut hub = Hub::new(HubConfig::default());
-    hub.handle_connect(ConnId(1), vec![], now);
+    hub.handle_connect(ConnId(1), Default::default(), now);
     hub.text(
         ConnId(1),
         &join_msg("r", "Ann", json!({"token": "garbage"})),
@@ -548,7 +548,7 @@ fn drain_tells_everyone_refuses_joins_and_keeps_relaying() {
     let _ = join(&mut hub, a, "r", "Ann", now);
     let outs = join(&mut hub, b, "r", "Bob", now);
     let pb = you(&outs, b);
-    hub.handle_connect(idle, vec![], now);
+    hub.handle_connect(idle, Default::default(), now);
     assert!(!hub.is_draining());
     hub.handle_drain(now);
     hub.handle_drain(now);
@@ -614,7 +614,7 @@ fn session_tags_are_stable_one_way_and_leave_reasons_differ() {
     let mut hub = Hub::new(HubConfig::default());
     let (a, b, c) = (ConnId(1), ConnId(2), ConnId(3));
     let _ = join(&mut hub, a, "r", "Ann", now);
-    hub.handle_connect(b, vec![], now);
+    hub.handle_connect(b, Default::default(), now);
     hub.text(
         b,
         &join_msg("r", "Bob", json!({"session": "s3cret-session"})),
@@ -630,7 +630,7 @@ fn session_tags_are_stable_one_way_and_leave_reasons_differ() {
     assert!(!tag.contains("s3cret"));
     assert_eq!(tag, session_tag("s3cret-session"));
     assert_ne!(tag, session_tag("s3cret-sessioN"));
-    hub.handle_connect(c, vec![], now);
+    hub.handle_connect(c, Default::default(), now);
     hub.text(
         c,
         &join_msg("r", "Cat", json!({"session": "bad session!"})),

@@ -19,6 +19,7 @@ pub use error::{ErrorCode, SignalError};
 pub use hub::{ConnId, Hub, HubConfig, HubStats, Output};
 pub use limit::{RateLimit, TokenBucket};
 pub use protocol::{
-    ClientMessage, IceServer, LeaveReason, MAX_NAME_CHARS, MAX_ROOM_LEN, PROTOCOL_VERSION, PeerId,
-    PeerInfo, RelayKind, ServerMessage, check_name, check_room, parse_client_message,
+    ClientMessage, IceServer, IceServers, LeaveReason, MAX_NAME_CHARS, MAX_ROOM_LEN,
+    PROTOCOL_VERSION, PeerId, PeerInfo, RelayKind, ServerMessage, SharedIceServer, TurnCredential,
+    check_name, check_room, parse_client_message,
 };

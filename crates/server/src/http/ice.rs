@@ -8,9 +8,13 @@
 //! invite token's `exp` (a token gates joining, not media already set up).
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use signal::IceServer;
+use signal::{IceServer, IceServers, SharedIceServer, TurnCredential};
+
+/// Host names whose URL lists are kept (a deployment has one or two).
+const HOST_CACHE: usize = 8;
 
 use crate::config::Config;
 
@@ -21,8 +25,12 @@ pub struct IcePolicy {
     port: u16,
     turns_port: Option<u16>,
     external: Vec<String>,
+    /// `external` as a shared list (STUN URLs without credential).
+    external_list: Arc<[SharedIceServer]>,
     ttl: u64,
     secret: Vec<u8>,
+    /// Lists by host name, shared by the connections that used it.
+    cache: Mutex<Vec<(String, Arc<[SharedIceServer]>)>>,
 }
 
 impl IcePolicy {
@@ -41,41 +49,70 @@ impl IcePolicy {
             port: config.turn_listen.port(),
             turns_port,
             external: config.ice_servers.clone(),
+            // External servers share our secret (e.g. coturn with the same
+            // --auth-secret): TURN URLs get the minted credential, STUN none.
+            external_list: config
+                .ice_servers
+                .iter()
+                .map(|url| SharedIceServer {
+                    urls: vec![url.clone()],
+                    takes_credential: url.starts_with("turn:") || url.starts_with("turns:"),
+                })
+                .collect(),
             ttl: config.credential_ttl,
             secret: secret.as_bytes().to_vec(),
+            cache: Mutex::new(Vec::new()),
         }
     }
 
     /// The list for a browser that reached us with HTTP `Host` header
     /// `host`, with a TURN credential of its own (`EXPIRY:id`).
     pub fn servers_for(&self, host: Option<&str>, id: &str) -> Vec<IceServer> {
+        self.ice_for(host, id).to_list()
+    }
+
+    /// Like [`IcePolicy::servers_for`] in the form a connection keeps until
+    /// it joins: the URL list shared by every browser that used the same
+    /// host (cached), and its own credential.
+    pub fn ice_for(&self, host: Option<&str>, id: &str) -> IceServers {
         let expires = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0)
             .saturating_add(self.ttl);
         let cred = turn::credentials::mint(&self.secret, expires, Some(id));
+        let credential = TurnCredential {
+            username: cred.username.into_boxed_str(),
+            password: cred.password.into_boxed_str(),
+        };
+        IceServers::new(self.shared_for(host), Some(credential))
+    }
+
+    /// The URL list for `host`, from the cache when it is there.
+    fn shared_for(&self, host: Option<&str>) -> Arc<[SharedIceServer]> {
         if !self.external.is_empty() {
-            // External servers share our secret (e.g. coturn with the same
-            // --auth-secret): TURN URLs get the minted credential, STUN none.
-            return self
-                .external
-                .iter()
-                .map(|url| {
-                    let is_turn = url.starts_with("turn:") || url.starts_with("turns:");
-                    IceServer {
-                        urls: vec![url.clone()],
-                        username: is_turn.then(|| cred.username.clone()),
-                        credential: is_turn.then(|| cred.password.clone()),
-                    }
-                })
-                .collect();
+            // The operator's servers, whatever the host.
+            return self.external_list.clone();
         }
         let host = self
             .public_host
             .clone()
             .or_else(|| host.and_then(hostname_of))
             .unwrap_or_else(|| self.fallback_host.clone());
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, list)) = cache.iter().find(|(h, _)| *h == host) {
+            return list.clone();
+        }
+        let list = self.builtin_list(&host);
+        // The Host header is the client's to choose: a bounded cache.
+        if cache.len() >= HOST_CACHE {
+            cache.remove(0);
+        }
+        cache.push((host, list.clone()));
+        list
+    }
+
+    fn builtin_list(&self, host: &str) -> Arc<[SharedIceServer]> {
         let p = self.port;
         let mut turn = vec![
             format!("turn:{host}:{p}?transport=udp"),
@@ -85,18 +122,16 @@ impl IcePolicy {
             // The certificate names the host the page was loaded from.
             turn.push(format!("turns:{host}:{tp}?transport=tcp"));
         }
-        vec![
-            IceServer {
+        Arc::from(vec![
+            SharedIceServer {
                 urls: vec![format!("stun:{host}:{p}")],
-                username: None,
-                credential: None,
+                takes_credential: false,
             },
-            IceServer {
+            SharedIceServer {
                 urls: turn,
-                username: Some(cred.username),
-                credential: Some(cred.password),
+                takes_credential: true,
             },
-        ]
+        ])
     }
 }
 

@@ -313,18 +313,21 @@ async fn websocket(
         return too_many_connections(app.ws_per_ip.limit());
     };
     SignalingStats::bump(&app.stats.ws_accepted);
-    let ice = app
-        .ice
-        .servers_for(host_of(&headers), &ice::credential_id());
+    let ice = app.ice.ice_for(host_of(&headers), &ice::credential_id());
     let signaling = app.signaling.clone();
+    // Small buffers: an idle connection holds a few KiB (see `ws`). The
+    // read buffer grows for a large frame; frames are written as they come
+    // (no write buffering), and what the kernel does not take yet is
+    // bounded.
     upgrade
+        .read_buffer_size(ws::READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_write_buffer_size(ws::MAX_WRITE_BUFFER_BYTES)
         .max_message_size(ws::MAX_FRAME_BYTES)
         .max_frame_size(ws::MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| async move {
-            // Held until the connection ends; dropped too if the upgrade fails.
-            let _slot = slot;
-            signaling.run_connection(socket, ice).await;
-        })
+        // The slot is held until the connection ends (dropped too if the
+        // upgrade fails).
+        .on_upgrade(move |socket| signaling.run_connection(socket, ice, slot))
 }
 
 /// A JSON error body `{"error": code, "message": …}` (plus `reason` when

@@ -1,27 +1,56 @@
 //! The signaling WebSocket: drives the sans-IO [`signal::Hub`] from axum
 //! WebSocket connections and a heartbeat ticker.
 //!
-//! The hub sits behind one mutex that is never held across an `.await`; each
-//! connection has a bounded outbox drained by its own writer. A connection
-//! whose outbox is full (a reader that stopped reading) is dropped.
+//! The hub sits behind one mutex that is never held across an `.await`;
+//! each connection has a bounded outbox, kept beside the hub under the same
+//! lock and drained by the connection itself. A connection whose outbox is
+//! full (a reader that stopped reading) is dropped.
+//!
+//! Memory per connection is what it holds: 10 000 idle connections must fit
+//! in a few tens of MiB. The WebSocket's read buffer is small
+//! ([`READ_BUFFER_BYTES`]; a larger frame reserves its own length when its
+//! header arrives) and nothing is buffered before writing; the outbox is an
+//! empty queue that allocates when a message waits and frees its storage
+//! when drained; a connection is one task, one hand-written future (no
+//! channel, no timer, no second task); the hub keeps the ICE server list
+//! once per host name, and per connection only its TURN credential.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{SinkExt, StreamExt};
-use signal::{ConnId, Hub, HubConfig, HubStats, IceServer, Output};
-use tokio::sync::{mpsc, watch};
+use futures_util::{Sink, Stream};
+use signal::{ConnId, Hub, HubConfig, HubStats, IceServers, Output};
+use tokio::sync::watch;
 
 /// Largest WebSocket message accepted at all; larger ones close the
 /// connection. Up to this size the hub answers `too-large` and the
 /// connection survives.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 
+/// The WebSocket's read buffer, allocated per connection: small, since
+/// signaling messages are. tungstenite reads at most this much per read
+/// call, and reserves a larger frame's whole length once its header is in.
+pub const READ_BUFFER_BYTES: usize = 512;
+
+/// Most bytes waiting in the WebSocket's write buffer (the kernel refused
+/// them): one frame of the largest size, and some.
+pub const MAX_WRITE_BUFFER_BYTES: usize = 2 * MAX_FRAME_BYTES;
+
 /// Messages queued for one connection before it counts as stuck.
 const OUTBOX: usize = 512;
+
+/// How long a connection the hub closed may take to send what was queued
+/// and its close frame before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Frames read in one poll before giving the other connections a turn.
+const READS_PER_POLL: usize = 32;
 
 enum Outgoing {
     Text(String),
@@ -29,9 +58,59 @@ enum Outgoing {
     Close(&'static str),
 }
 
+/// Where a connection's outbox stands.
+enum State {
+    Open,
+    /// The hub closed it (a close frame is queued) at this time.
+    Closing(Instant),
+    /// Drop the connection now (stuck reader, grace over, shutdown).
+    Gone,
+}
+
+/// What waits to be sent on one connection.
+struct Outbox {
+    /// Empty (no allocation) while nothing waits.
+    queue: VecDeque<Outgoing>,
+    /// The connection's task, when it waits for the outbox.
+    waker: Option<Waker>,
+    state: State,
+}
+
+impl Outbox {
+    fn new() -> Self {
+        Outbox {
+            queue: VecDeque::new(),
+            waker: None,
+            state: State::Open,
+        }
+    }
+
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// The connection is to be dropped: nothing more will be sent.
+    fn kill(&mut self) {
+        self.state = State::Gone;
+        self.queue = VecDeque::new();
+        self.wake();
+    }
+
+    /// The next message, if any; frees the queue's storage once drained.
+    fn pop(&mut self) -> Option<Outgoing> {
+        let item = self.queue.pop_front();
+        if self.queue.is_empty() && self.queue.capacity() > 0 {
+            self.queue = VecDeque::new();
+        }
+        item
+    }
+}
+
 struct Shared {
     hub: Hub,
-    outboxes: HashMap<ConnId, mpsc::Sender<Outgoing>>,
+    outboxes: HashMap<ConnId, Outbox>,
 }
 
 /// The hub and the connections it talks to.
@@ -87,77 +166,202 @@ impl Signaling {
         }
     }
 
-    /// Calls the hub's timers once a second until shutdown.
+    /// Calls the hub's timers once a second, and drops the connections
+    /// whose close grace is over, until shutdown; then drops them all
+    /// (graceful shutdown waits for open connections).
     pub async fn run_ticker(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut shutdown = self.shutdown.clone();
         loop {
             tokio::select! {
-                _ = tick.tick() => self.with_hub(|hub| hub.handle_timeout(Instant::now())),
-                _ = shutdown.changed() => return,
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let mut s = self.lock();
+                    s.hub.handle_timeout(now);
+                    s.dispatch();
+                    for out in s.outboxes.values_mut() {
+                        if let State::Closing(since) = out.state
+                            && now.saturating_duration_since(since) >= CLOSE_GRACE
+                        {
+                            out.kill();
+                        }
+                    }
+                }
+                r = shutdown.wait_for(|stop| *stop) => {
+                    if r.is_ok() {
+                        for out in self.lock().outboxes.values_mut() {
+                            out.kill();
+                        }
+                    }
+                    return;
+                }
             }
         }
     }
 
-    /// Serves one upgraded WebSocket until it closes.
-    pub async fn run_connection(self: Arc<Self>, socket: WebSocket, ice_servers: Vec<IceServer>) {
+    /// Registers an upgraded WebSocket with the hub; the future serves it
+    /// until it closes, and the connection leaves the hub when the future
+    /// ends or is dropped. `guard` (e.g. its per-address slot) is held as
+    /// long. A plain future rather than an `async fn`: an async block keeps
+    /// its arguments beside the futures it awaits, and the socket would be
+    /// held (in size) twice or three times over in every task.
+    pub fn run_connection<G: Send + Unpin + 'static>(
+        self: Arc<Self>,
+        socket: WebSocket,
+        ice_servers: IceServers,
+        guard: G,
+    ) -> Connection<G> {
         let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
-        let (tx, mut rx) = mpsc::channel(OUTBOX);
         {
             let mut s = self.lock();
-            s.outboxes.insert(id, tx);
+            let mut outbox = Outbox::new();
+            if *self.shutdown.borrow() {
+                outbox.state = State::Gone;
+            }
+            s.outboxes.insert(id, outbox);
             s.hub.handle_connect(id, ice_servers, Instant::now());
             s.dispatch();
         }
-        let (mut sink, mut stream) = socket.split();
-
-        let writer = async {
-            while let Some(out) = rx.recv().await {
-                let msg = match out {
-                    Outgoing::Text(t) => Message::Text(Utf8Bytes::from(t)),
-                    Outgoing::Ping => Message::Ping(Default::default()),
-                    Outgoing::Close(reason) => {
-                        let _ = sink
-                            .send(Message::Close(Some(CloseFrame {
-                                code: 4000,
-                                reason: Utf8Bytes::from_static(reason),
-                            })))
-                            .await;
-                        break;
-                    }
-                };
-                if sink.send(msg).await.is_err() {
-                    break;
-                }
-            }
-            let _ = sink.close().await;
-        };
-        let reader = async {
-            while let Some(Ok(msg)) = stream.next().await {
-                let now = Instant::now();
-                match msg {
-                    Message::Text(t) => {
-                        let unix = unix_now();
-                        self.with_hub(|hub| hub.handle_text(id, t.as_str(), now, unix))
-                    }
-                    Message::Binary(b) => self.with_hub(|hub| hub.handle_binary(id, b.len(), now)),
-                    Message::Ping(_) | Message::Pong(_) => {
-                        self.with_hub(|hub| hub.handle_pong(id, now))
-                    }
-                    Message::Close(_) => break,
-                }
-            }
-        };
-        let mut shutdown = self.shutdown.clone();
-        tokio::select! {
-            _ = writer => {}
-            _ = reader => {}
-            _ = shutdown.wait_for(|stop| *stop) => {}
+        Connection {
+            signaling: self,
+            id,
+            socket,
+            unflushed: false,
+            closed: false,
+            _guard: guard,
         }
-        let mut s = self.lock();
-        s.outboxes.remove(&id);
-        s.hub.handle_disconnect(id);
+    }
+}
+
+/// One connection: reads frames into the hub and writes its outbox, in one
+/// future (no second task, no channel, no timer). See
+/// [`Signaling::run_connection`].
+pub struct Connection<G> {
+    signaling: Arc<Signaling>,
+    id: ConnId,
+    socket: WebSocket,
+    /// A frame was handed to the socket and not flushed yet.
+    unflushed: bool,
+    /// The close frame was handed to the socket: end once it is flushed.
+    closed: bool,
+    _guard: G,
+}
+
+impl<G> Drop for Connection<G> {
+    fn drop(&mut self) {
+        let mut s = self.signaling.lock();
+        s.outboxes.remove(&self.id);
+        s.hub.handle_disconnect(self.id);
         s.dispatch();
+    }
+}
+
+/// Whether the connection goes on.
+enum Step {
+    Continue,
+    End,
+}
+
+impl<G> Connection<G> {
+    /// Reads what has arrived into the hub.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Step {
+        for _ in 0..READS_PER_POLL {
+            let msg = match Pin::new(&mut self.socket).poll_next(cx) {
+                Poll::Pending => return Step::Continue,
+                Poll::Ready(Some(Ok(msg))) => msg,
+                Poll::Ready(Some(Err(_)) | None) => return Step::End,
+            };
+            let now = Instant::now();
+            let id = self.id;
+            match msg {
+                Message::Text(t) => {
+                    let unix = unix_now();
+                    self.signaling
+                        .with_hub(|hub| hub.handle_text(id, t.as_str(), now, unix))
+                }
+                Message::Binary(b) => self
+                    .signaling
+                    .with_hub(|hub| hub.handle_binary(id, b.len(), now)),
+                Message::Ping(_) | Message::Pong(_) => {
+                    self.signaling.with_hub(|hub| hub.handle_pong(id, now))
+                }
+                Message::Close(_) => return Step::End,
+            }
+        }
+        // More may be waiting: come back after the others had a turn.
+        cx.waker().wake_by_ref();
+        Step::Continue
+    }
+
+    /// Writes the outbox while the socket takes it.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Step {
+        while !self.closed {
+            match Pin::new(&mut self.socket).poll_ready(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Err(_)) => return Step::End,
+                Poll::Ready(Ok(())) => {}
+            }
+            let next = {
+                let mut s = self.signaling.lock();
+                let Some(out) = s.outboxes.get_mut(&self.id) else {
+                    return Step::End;
+                };
+                if matches!(out.state, State::Gone) {
+                    return Step::End;
+                }
+                let next = out.pop();
+                if next.is_none() && !out.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    out.waker = Some(cx.waker().clone());
+                }
+                next
+            };
+            let msg = match next {
+                None => break,
+                Some(Outgoing::Text(t)) => Message::Text(Utf8Bytes::from(t)),
+                Some(Outgoing::Ping) => Message::Ping(Default::default()),
+                Some(Outgoing::Close(reason)) => {
+                    self.closed = true;
+                    Message::Close(Some(CloseFrame {
+                        code: 4000,
+                        reason: Utf8Bytes::from_static(reason),
+                    }))
+                }
+            };
+            if Pin::new(&mut self.socket).start_send(msg).is_err() {
+                return Step::End;
+            }
+            self.unflushed = true;
+        }
+        if self.unflushed {
+            match Pin::new(&mut self.socket).poll_flush(cx) {
+                Poll::Pending => {}
+                Poll::Ready(Err(_)) => return Step::End,
+                Poll::Ready(Ok(())) => {
+                    self.unflushed = false;
+                    if self.closed {
+                        return Step::End;
+                    }
+                }
+            }
+        } else if self.closed {
+            return Step::End;
+        }
+        Step::Continue
+    }
+}
+
+impl<G: Unpin> Future for Connection<G> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if let Step::End = this.poll_read(cx) {
+            return Poll::Ready(());
+        }
+        match this.poll_write(cx) {
+            Step::End => Poll::Ready(()),
+            Step::Continue => Poll::Pending,
+        }
     }
 }
 
@@ -170,21 +374,31 @@ impl Shared {
                 Output::Ping { conn } => (conn, Outgoing::Ping),
                 Output::Close { conn, reason } => {
                     tracing::debug!(conn = conn.0, reason, "closing signaling connection");
-                    if let Some(tx) = self.outboxes.remove(&conn) {
-                        let _ = tx.try_send(Outgoing::Close(reason));
+                    if let Some(out) = self.outboxes.get_mut(&conn)
+                        && matches!(out.state, State::Open)
+                    {
+                        out.queue.push_back(Outgoing::Close(reason));
+                        out.state = State::Closing(Instant::now());
+                        out.wake();
                     }
                     continue;
                 }
             };
-            let Some(tx) = self.outboxes.get(&conn) else {
+            let Some(out) = self.outboxes.get_mut(&conn) else {
                 continue;
             };
-            if tx.try_send(item).is_err() {
-                // Stuck or gone: forget it; dropping the sender ends its writer.
-                tracing::debug!(conn = conn.0, "signaling outbox full; dropping connection");
-                self.outboxes.remove(&conn);
-                self.hub.handle_disconnect(conn);
+            if !matches!(out.state, State::Open) {
+                continue;
             }
+            if out.queue.len() >= OUTBOX {
+                // Stuck: forget it; its task ends at once.
+                tracing::debug!(conn = conn.0, "signaling outbox full; dropping connection");
+                out.kill();
+                self.hub.handle_disconnect(conn);
+                continue;
+            }
+            out.queue.push_back(item);
+            out.wake();
         }
     }
 }
