@@ -11,12 +11,18 @@
 //!   (refreshing when due) until SIGINT/SIGTERM or `--hold-secs`, so the
 //!   server's memory per idle allocation can be read; then deletes them.
 //!
+//! - `signaling`: N signaling WebSockets (Switchboard's `/ws` or PeerJS's
+//!   server) from many loopback source addresses, joined in waves into
+//!   groups of 4, then relayed messages at a steady rate; join rate and
+//!   relay latency ([`signaling`]).
+//!
 //! Results go to stdout as one `RESULT key=value ...` line (parsed by
 //! `bench/run`); progress goes to stderr. Only loopback targets are accepted.
 
 mod allocate;
 mod binding;
 mod driver;
+mod signaling;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -48,6 +54,51 @@ enum Mode {
     Allocate(AllocateArgs),
     /// Create N allocations and hold them until stopped.
     Hold(HoldArgs),
+    /// Signaling WebSockets: join N in waves, then relay at a steady rate
+    /// (`--server` is the HTTP address).
+    Signaling(SignalingArgs),
+}
+
+/// Which signaling server `signaling` talks to.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SignalingProtocol {
+    /// Switchboard's `/ws`: `join` a room, relay with `to`.
+    Switchboard,
+    /// PeerJS's server (npm `peer`): `/peerjs?id=…`, relay with `dst`.
+    Peerjs,
+}
+
+/// Options of `signaling`.
+#[derive(Debug, Args)]
+pub struct SignalingArgs {
+    /// Which server's protocol.
+    #[arg(long, value_enum, default_value = "switchboard")]
+    pub protocol: SignalingProtocol,
+    /// Connections to open and join.
+    #[arg(long, default_value_t = 1000)]
+    pub count: usize,
+    /// Members per room (PeerJS: per group of peers that message each other).
+    #[arg(long, default_value_t = 4)]
+    pub room_size: usize,
+    /// Connections opened at once; the next wave starts when one is done.
+    #[arg(long, default_value_t = 500)]
+    pub wave: usize,
+    /// Loopback source addresses (127.1.0.1, 127.1.0.2, …) to spread the
+    /// connections over.
+    #[arg(long, default_value_t = 400)]
+    pub sources: usize,
+    /// Seconds of quiet after all joined (the server's memory is read then).
+    #[arg(long, default_value_t = 5)]
+    pub idle_secs: u64,
+    /// Relayed messages per second, in total.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Seconds of relaying.
+    #[arg(long, default_value_t = 10)]
+    pub relay_secs: u64,
+    /// Bytes of padding in each relayed message (an ICE candidate is ~200).
+    #[arg(long, default_value_t = 200)]
+    pub payload: usize,
 }
 
 /// Options of `binding`.
@@ -155,6 +206,7 @@ fn main() -> anyhow::Result<()> {
                 Mode::Binding(a) => binding::run(server, a, limit).await,
                 Mode::Allocate(a) => allocate::run(server, a, limit).await,
                 Mode::Hold(a) => allocate::hold(server, a, limit).await,
+                Mode::Signaling(a) => signaling::run(server, a, limit).await,
             }
         };
         // The modes watch the limit themselves; this is the backstop.
