@@ -576,4 +576,29 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn ice_servers_share_urls_and_keep_their_own_credential() {
+        let list = vec![
+            IceServer {
+                urls: vec!["stun:h:3478".into()],
+                username: None,
+                credential: None,
+            },
+            IceServer {
+                urls: vec!["turn:h:3478?transport=udp".into()],
+                username: Some("1:a".into()),
+                credential: Some("pw".into()),
+            },
+        ];
+        let ice = IceServers::from(list.clone());
+        assert_eq!(ice.to_list(), list);
+        assert_eq!(IceServers::default().to_list(), vec![]);
+        // Serialized as RTCIceServer objects, STUN without credential fields.
+        let json = serde_json::to_string(&ice.to_list()).unwrap_or_default();
+        assert_eq!(
+            json,
+            r#"[{"urls":["stun:h:3478"]},{"urls":["turn:h:3478?transport=udp"],"username":"1:a","credential":"pw"}]"#
+        );
+    }
 }

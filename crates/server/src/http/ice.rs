@@ -242,6 +242,32 @@ mod tests {
     }
 
     #[test]
+    fn browsers_of_one_host_share_the_url_list_not_the_credential() {
+        let policy = IcePolicy::new(&Config::default(), "s", None);
+        let a = policy.ice_for(Some("192.0.2.1:8080"), "aaaaaaaaaaaaaaaa");
+        let b = policy.ice_for(Some("192.0.2.1:8080"), "bbbbbbbbbbbbbbbb");
+        assert!(Arc::ptr_eq(
+            &policy.shared_for(Some("192.0.2.1:8080")),
+            &policy.shared_for(Some("192.0.2.1:1"))
+        ));
+        let (la, lb) = (a.to_list(), b.to_list());
+        assert_eq!(
+            la.iter().map(|s| &s.urls).collect::<Vec<_>>(),
+            lb.iter().map(|s| &s.urls).collect::<Vec<_>>()
+        );
+        assert_ne!(
+            la.get(1).map(|s| &s.username),
+            lb.get(1).map(|s| &s.username)
+        );
+        // Any number of Host headers: the cache stays bounded.
+        for i in 0..100 {
+            policy.shared_for(Some(&format!("h{i}.example:8080")));
+        }
+        let cached = policy.cache.lock().map(|c| c.len()).unwrap_or(usize::MAX);
+        assert!(cached <= HOST_CACHE, "{cached}");
+    }
+
+    #[test]
     fn builtin_servers_carry_minted_credentials() {
         let mut config = Config::default();
         config.turn_listen = "0.0.0.0:3478".parse().unwrap_or(config.turn_listen);

@@ -99,12 +99,27 @@ pub async fn serve(
     serve_on(listener, ctx, shutdown).await
 }
 
+/// Connections waiting to be accepted. tokio listens with 128 (the libc
+/// crate's SOMAXCONN); a crowd of browsers reconnecting at once (a restart,
+/// a drain) overflows that and waits a whole SYN retransmission (1 s, then
+/// 3 s…). The kernel caps it at `net.core.somaxconn` (4096 by default).
+const ACCEPT_BACKLOG: i32 = 4096;
+
+/// Raises the listener's accept backlog to [`ACCEPT_BACKLOG`] (listening
+/// again on a listening socket only changes its backlog).
+fn widen_backlog(listener: &tokio::net::TcpListener) {
+    if let Err(e) = socket2::SockRef::from(listener).listen(ACCEPT_BACKLOG) {
+        tracing::debug!("could not raise the HTTP accept backlog: {e}");
+    }
+}
+
 /// Like [`serve`] on an already bound listener.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     ctx: HttpContext,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    widen_backlog(&listener);
     let Some(tls) = ctx.tls.clone() else {
         println!(
             "Switchboard web app: http://{}/",
@@ -146,6 +161,7 @@ pub async fn serve_listener_with(
     hub: HubConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    widen_backlog(&listener);
     let (router, stop) = router(&ctx, hub);
     serve_plain(listener, router, close_sockets_on(shutdown, stop)).await
 }
