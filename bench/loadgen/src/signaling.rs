@@ -260,12 +260,12 @@ fn received(shared: &Shared, text: &str) {
         if let Ok(mut n) = shared.received.lock() {
             *n += 1;
         }
-    } else if v.get("type").and_then(Value::as_str) == Some("error")
-        || v.get("type").and_then(Value::as_str) == Some("ERROR")
+    } else if matches!(
+        v.get("type").and_then(Value::as_str),
+        Some("error" | "ERROR")
+    ) && let Ok(mut n) = shared.errors.lock()
     {
-        if let Ok(mut n) = shared.errors.lock() {
-            *n += 1;
-        }
+        *n += 1;
     }
 }
 
