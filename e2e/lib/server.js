@@ -19,9 +19,22 @@ export function recordSecrets(args) {
 /**
  * Starts `$SWITCHBOARD_BIN` with `args` on free ports (or the given ones);
  * resolves once `ready` matches its output. `loopbackPeers: false` leaves
- * the default peer policy (loopback refused) in force.
+ * the default peer policy (loopback refused) in force; `turnHost` is the
+ * TURN listen address (`[::]` for the dual-stack form). A free port can be
+ * taken by another process before the server binds it: with ports of its
+ * own choosing it then tries new ones (a few times).
  */
-export async function startServer(args, ready = /web app: (\S+)/, ports = null, { loopbackPeers = true } = {}) {
+export async function startServer(args, ready = /web app: (\S+)/, ports = null, options = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(args, ready, ports, options);
+    } catch (e) {
+      if (ports || attempt >= 5 || !/Address already in use/.test(e.message)) throw e;
+    }
+  }
+}
+
+async function startOnce(args, ready, ports, { loopbackPeers = true, turnHost = '127.0.0.1' } = {}) {
   const bin = process.env.SWITCHBOARD_BIN;
   if (!bin) throw new Error('SWITCHBOARD_BIN is not set (run through e2e/run)');
   const [httpPort, turnPort] = ports
@@ -36,7 +49,7 @@ export async function startServer(args, ready = /web app: (\S+)/, ports = null, 
   if (!args.includes('--drain-timeout')) defaults.push('--drain-timeout', '2');
   const log = process.env.SWITCHBOARD_E2E_LOG ?? 'warn';
   recordSecrets(args);
-  const child = spawn(bin, ['--http-listen', `127.0.0.1:${httpPort}`, '--turn-listen', `127.0.0.1:${turnPort}`,
+  const child = spawn(bin, ['--http-listen', `127.0.0.1:${httpPort}`, '--turn-listen', `${turnHost}:${turnPort}`,
     ...(loopbackPeers ? ['--allow-loopback-peers'] : []), '--log', log, ...defaults, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
