@@ -256,6 +256,27 @@ impl Hub {
         }
     }
 
+    /// A text message of `len` bytes arrived on `conn` that the transport
+    /// discarded unread because it is over [`HubConfig::max_message_bytes`]:
+    /// answered `too-large`, like a text over the limit, and the connection
+    /// stays.
+    pub fn handle_oversized_text(&mut self, conn: ConnId, len: usize, now: Instant) {
+        if !self.admit(conn, now) {
+            return;
+        }
+        let err = SignalError::TooLarge {
+            size: len,
+            limit: self.config.max_message_bytes,
+        };
+        self.send(conn, ServerMessage::error(&err));
+    }
+
+    /// The largest text message the hub parses; the transport may discard
+    /// larger ones unread and report them with [`Hub::handle_oversized_text`].
+    pub fn max_message_bytes(&self) -> usize {
+        self.config.max_message_bytes
+    }
+
     /// A binary frame of `len` bytes arrived on `conn` (not part of the protocol).
     pub fn handle_binary(&mut self, conn: ConnId, len: usize, now: Instant) {
         if !self.admit(conn, now) {

@@ -203,6 +203,7 @@ fn bad_input_before_join() {
     hub.text(a, r#"{"type":"wat"}"#, now);
     hub.text(a, &"x".repeat(70_000), now);
     hub.handle_binary(a, 10, now);
+    hub.handle_oversized_text(a, 300_000, now);
     hub.text(a, r#"{"type":"ping","id":5}"#, now);
     let outs = drain(&mut hub);
     assert_eq!(
@@ -212,7 +213,8 @@ fn bad_input_before_join() {
             ErrorCode::NotJoined,
             ErrorCode::UnknownType,
             ErrorCode::TooLarge,
-            ErrorCode::BinaryUnsupported
+            ErrorCode::BinaryUnsupported,
+            ErrorCode::TooLarge
         ]
     );
     assert_eq!(
