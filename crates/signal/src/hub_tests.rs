@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::error::ErrorCode;
-use crate::protocol::LeaveReason;
+use crate::protocol::{LeaveReason, RawData, RelayKind};
 use serde_json::json;
 
 /// A fixed wall-clock time for the token checks (Unix seconds).
@@ -16,6 +16,11 @@ impl Text for Hub {
     fn text(&mut self, conn: ConnId, text: &str, now: Instant) {
         self.handle_text(conn, text, now, UNIX_NOW);
     }
+}
+
+/// `text` as relayed data (it must be JSON).
+fn raw(text: &str) -> RawData {
+    RawData::from_json(text).unwrap()
 }
 
 fn drain(hub: &mut Hub) -> Vec<Output> {
@@ -99,7 +104,7 @@ fn join_relay_leave() {
             to: b,
             message: ServerMessage::Offer {
                 from: pa.clone(),
-                data: json!({"sdp":"x"})
+                data: raw(r#"{"sdp":"x"}"#)
             }
         }]
     );
@@ -219,7 +224,7 @@ fn bad_input_before_join() {
     );
     assert_eq!(
         sent_to(&outs, a).last(),
-        Some(&ServerMessage::Pong { id: Some(json!(5)) })
+        Some(&ServerMessage::Pong { id: Some(raw("5")) })
     );
 }
 
@@ -347,7 +352,7 @@ fn max_rooms_refuses_new_rooms_but_not_existing_ones() {
         sent_to(&drain(&mut hub), a),
         vec![ServerMessage::Offer {
             from: pe.clone(),
-            data: json!({"sdp":"o"})
+            data: raw(r#"{"sdp":"o"}"#)
         }]
     );
     assert_eq!(hub.room_count(), 3);
@@ -650,4 +655,74 @@ fn session_tags_are_stable_one_way_and_leave_reasons_differ() {
             ..
         })
     ));
+}
+
+#[test]
+fn relays_data_byte_for_byte_and_refuses_what_is_not_json() {
+    let now = Instant::now();
+    let mut hub = Hub::new(HubConfig::default());
+    let (a, b) = (ConnId(1), ConnId(2));
+    let pa = you(&join(&mut hub, a, "r", "Ann", now), a);
+    let pb = you(&join(&mut hub, b, "r", "Bob", now), b);
+    let _ = drain(&mut hub);
+    let data =
+        r#"{"z":123456789012345678901234567890,"a":[1.10, 1e400,-0.0],"s":"\u00e9\ud83d\ude00"}"#;
+    for kind in RelayKind::ALL {
+        let k = kind.as_str();
+        hub.text(
+            a,
+            &format!(r#"{{"type":"{k}","to":"{pb}","data": {data} }}"#),
+            now,
+        );
+        let outs = drain(&mut hub);
+        assert_eq!(
+            outs,
+            vec![Output::Send {
+                to: b,
+                message: ServerMessage::relayed(kind, pa.clone(), raw(data)),
+            }]
+        );
+        let json = sent_to(&outs, b).first().map(ServerMessage::to_json);
+        assert_eq!(
+            json,
+            Some(format!(r#"{{"type":"{k}","from":"{pa}","data":{data}}}"#))
+        );
+    }
+    // Malformed `data`, an unknown field, a missing `to`: refused as before,
+    // nothing relayed.
+    hub.text(
+        a,
+        &format!(r#"{{"type":"offer","to":"{pb}","data":{{"a":}}}}"#),
+        now,
+    );
+    hub.text(
+        a,
+        &format!(r#"{{"type":"offer","to":"{pb}","data":NaN}}"#),
+        now,
+    );
+    hub.text(
+        a,
+        &format!(r#"{{"type":"offer","to":"{pb}","data":1,"x":1}}"#),
+        now,
+    );
+    hub.text(a, r#"{"type":"offer","data":1}"#, now);
+    let outs = drain(&mut hub);
+    assert_eq!(
+        error_codes(&outs, a),
+        vec![
+            ErrorCode::BadJson,
+            ErrorCode::BadJson,
+            ErrorCode::BadMessage,
+            ErrorCode::BadMessage
+        ]
+    );
+    assert!(sent_to(&outs, b).is_empty());
+    assert_eq!(hub.stats().relayed, 4);
+    // `ping`'s id comes back the same way.
+    hub.text(a, r#"{"type":"ping","id":1.10}"#, now);
+    let outs = drain(&mut hub);
+    assert_eq!(
+        sent_to(&outs, a).first().map(ServerMessage::to_json),
+        Some(r#"{"type":"pong","id":1.10}"#.to_owned())
+    );
 }

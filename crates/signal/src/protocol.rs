@@ -2,10 +2,15 @@
 //!
 //! Every WebSocket text frame is one JSON object with a `type` field. Client
 //! messages are parsed into [`ClientMessage`] — a value that cannot be
-//! invalid — and server messages are built as [`ServerMessage`].
+//! invalid — and server messages are built as [`ServerMessage`]. Relayed
+//! payloads stay the exact JSON text they arrived as ([`RawData`]).
 
+use std::borrow::Cow;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::{ErrorCode, SignalError};
 
@@ -180,6 +185,14 @@ pub enum RelayKind {
 }
 
 impl RelayKind {
+    /// Every kind.
+    pub const ALL: [RelayKind; 4] = [
+        RelayKind::Offer,
+        RelayKind::Answer,
+        RelayKind::Candidate,
+        RelayKind::Message,
+    ];
+
     /// The `type` string on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -189,9 +202,105 @@ impl RelayKind {
             RelayKind::Message => "message",
         }
     }
+
+    /// The kind whose `type` string is `type_`.
+    pub fn from_type(type_: &str) -> Option<RelayKind> {
+        RelayKind::ALL.into_iter().find(|k| k.as_str() == type_)
+    }
+}
+
+/// An opaque JSON value relayed byte for byte: the exact text it arrived as
+/// (without the whitespace around it), so numbers such as `1.10`,
+/// `123456789012345678901234567890` or `1e400`, key order, string escapes
+/// and inner whitespace reach the other peer unchanged.
+///
+/// It is only known to be one well-formed JSON value (RFC 8259's grammar):
+/// numbers are not converted, escapes not decoded, nesting not limited.
+/// Compares by its text.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawData(Box<RawValue>);
+
+impl RawData {
+    /// `null`.
+    pub fn null() -> Self {
+        RawData(RawValue::NULL.to_owned())
+    }
+
+    /// `text` if it is one well-formed JSON value; whitespace around it is
+    /// dropped, everything inside it kept.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str::<Box<RawValue>>(text).map(RawData)
+    }
+
+    /// The JSON text, exactly as received.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// As a [`RawValue`] (e.g. to deserialize it: `serde_json::from_str(raw.get())`).
+    pub fn as_raw_value(&self) -> &RawValue {
+        &self.0
+    }
+
+    /// The boxed [`RawValue`].
+    pub fn into_raw_value(self) -> Box<RawValue> {
+        self.0
+    }
+}
+
+impl Default for RawData {
+    /// `null`, what a relay without `data` carries.
+    fn default() -> Self {
+        RawData::null()
+    }
+}
+
+impl From<Box<RawValue>> for RawData {
+    fn from(raw: Box<RawValue>) -> Self {
+        RawData(raw)
+    }
+}
+
+impl From<&RawValue> for RawData {
+    fn from(raw: &RawValue) -> Self {
+        RawData(raw.to_owned())
+    }
+}
+
+impl std::str::FromStr for RawData {
+    type Err = serde_json::Error;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        RawData::from_json(text)
+    }
+}
+
+impl PartialEq for RawData {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for RawData {}
+
+impl std::fmt::Debug for RawData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RawData({})", self.get())
+    }
+}
+
+impl std::fmt::Display for RawData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.get())
+    }
 }
 
 /// A message from a client, parsed and checked.
+///
+/// Serializes to its wire form and deserializes (from JSON only: it reads
+/// through [`RawValue`]) by [`parse_client_message`]'s rules, without its
+/// size limit.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientMessage {
     /// Enter a room. Must be the first message and carry the protocol version.
@@ -213,67 +322,310 @@ pub enum ClientMessage {
         kind: RelayKind,
         /// The addressee.
         to: PeerId,
-        /// Opaque payload, relayed as is.
-        data: Value,
+        /// Opaque payload, relayed byte for byte (`null` when absent).
+        data: RawData,
     },
     /// Application-level heartbeat; answered with `pong` carrying the same `id`.
     Ping {
-        /// Echoed back.
-        id: Option<Value>,
+        /// Echoed back byte for byte (`null` counts as absent).
+        id: Option<RawData>,
     },
     /// Leave the room; the connection stays open and may join again.
     Leave,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JoinFields {
-    #[serde(rename = "type")]
-    _type: String,
-    v: u32,
-    room: String,
-    name: String,
-    #[serde(default)]
-    password: Option<String>,
-    #[serde(default)]
-    token: Option<String>,
-    #[serde(default)]
-    session: Option<String>,
+impl Serialize for ClientMessage {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut m = serializer.serialize_map(None)?;
+        match self {
+            ClientMessage::Join {
+                room,
+                name,
+                password,
+                token,
+                session,
+            } => {
+                m.serialize_entry("type", "join")?;
+                m.serialize_entry("v", &PROTOCOL_VERSION)?;
+                m.serialize_entry("room", room)?;
+                m.serialize_entry("name", name)?;
+                for (key, value) in [
+                    ("password", password),
+                    ("token", token),
+                    ("session", session),
+                ] {
+                    if let Some(value) = value {
+                        m.serialize_entry(key, value)?;
+                    }
+                }
+            }
+            ClientMessage::Relay { kind, to, data } => {
+                m.serialize_entry("type", kind.as_str())?;
+                m.serialize_entry("to", to)?;
+                m.serialize_entry("data", data)?;
+            }
+            ClientMessage::Ping { id } => {
+                m.serialize_entry("type", "ping")?;
+                if let Some(id) = id {
+                    m.serialize_entry("id", id)?;
+                }
+            }
+            ClientMessage::Leave => m.serialize_entry("type", "leave")?,
+        }
+        m.end()
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RelayFields {
-    #[serde(rename = "type")]
-    _type: String,
-    to: String,
-    #[serde(default)]
-    data: Value,
+impl<'de> Deserialize<'de> for ClientMessage {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Box::<RawValue>::deserialize(deserializer)?;
+        parse_client_message(text.get(), usize::MAX).map_err(de::Error::custom)
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PingFields {
-    #[serde(rename = "type")]
-    _type: String,
-    #[serde(default)]
-    id: Option<Value>,
+/// The fields of each client message type, `type` first.
+const JOIN_FIELDS: [&str; 7] = ["type", "v", "room", "name", "password", "token", "session"];
+const RELAY_FIELDS: [&str; 3] = ["type", "to", "data"];
+const PING_FIELDS: [&str; 2] = ["type", "id"];
+const LEAVE_FIELDS: [&str; 1] = ["type"];
+
+/// A member name of a frame: borrowed from the text unless it has escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LeaveFields {
-    #[serde(rename = "type")]
-    _type: String,
+/// The members of a frame's top-level object in order, duplicates included,
+/// their values unparsed: read once, checked against the JSON grammar.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut members = Vec::with_capacity(4);
+                while let Some(Key(key)) = map.next_key()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    members.push((key, value));
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(MembersVisitor)
+    }
 }
 
-fn fields<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, SignalError> {
+impl<'a> Members<'a> {
+    /// The value of the last member named `name`, as a JSON object read
+    /// into a map keeps it.
+    fn last(&self, name: &str) -> Option<&'a RawValue> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// Every member but those named `opaque` must read as a
+    /// `serde_json::Value` would read it in the frame: numbers within `f64`,
+    /// string escapes forming Unicode text, nesting within its limit. The frame's
+    /// opaque payload alone is exempt, so refusals elsewhere stay `bad-json`.
+    fn check_json(&self, opaque: Option<&str>) -> Result<(), SignalError> {
+        for (key, value) in &self.0 {
+            // A string without escapes is text as it is (the grammar is
+            // already checked): the common case, `type` and `to`.
+            let text = value.get();
+            if opaque == Some(key.as_ref()) || (text.starts_with('"') && !text.contains('\\')) {
+                continue;
+            }
+            if let Err(e) = Strict::MEMBER.check(text) {
+                return Err(SignalError::BadJson(format!(
+                    "{} in `{}`",
+                    without_position(&e),
+                    truncate(key, 64)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The last value of each of `names` (`type` first), refusing any
+    /// other member as serde's `deny_unknown_fields` does.
+    fn pick<const N: usize>(
+        &self,
+        names: &'static [&'static str; N],
+    ) -> Result<[Option<&'a RawValue>; N], SignalError> {
+        let mut values = [None; N];
+        for (key, value) in &self.0 {
+            match names.iter().position(|n| n == key) {
+                Some(i) => {
+                    if let Some(slot) = values.get_mut(i) {
+                        *slot = Some(*value);
+                    }
+                }
+                None => {
+                    let e = <serde_json::Error as de::Error>::unknown_field(key, names);
+                    return Err(bad_message(&e.to_string()));
+                }
+            }
+        }
+        Ok(values)
+    }
+}
+
+/// Reads one JSON value as `serde_json::Value` would (the same parser
+/// paths and limits) without building it, nesting at most `levels` deep.
+#[derive(Clone, Copy)]
+struct Strict {
+    levels: u8,
+}
+
+/// How deep serde_json nests a whole text (its recursion limit).
+const JSON_LEVELS: u8 = 127;
+
+impl Strict {
+    /// A member of a frame: its object is one level already.
+    const MEMBER: Strict = Strict {
+        levels: JSON_LEVELS - 1,
+    };
+
+    /// One JSON text as `serde_json::Value` reads it.
+    fn check(self, text: &str) -> Result<(), serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        de::DeserializeSeed::deserialize(self, &mut de)?;
+        de.end()
+    }
+
+    /// One level down, or the error serde_json gives past its limit.
+    fn inner<E: de::Error>(self) -> Result<Strict, E> {
+        match self.levels.checked_sub(1) {
+            Some(levels) => Ok(Strict { levels }),
+            None => Err(E::custom("recursion limit exceeded")),
+        }
+    }
+}
+
+impl<'de> de::DeserializeSeed<'de> for Strict {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let inner = self.inner()?;
+        while seq.next_element_seed(inner)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let inner = self.inner()?;
+        while map.next_key_seed(inner)?.is_some() {
+            map.next_value_seed(inner)?;
+        }
+        Ok(())
+    }
+}
+
+/// serde_json's message without its " at line L column C": positions
+/// inside one member would mislead.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&suffix) {
+        Some(message) => message.to_owned(),
+        None => text,
+    }
+}
+
+fn bad_message(message: &str) -> SignalError {
     // serde's message may quote an unknown field name: bound what is echoed.
-    serde_json::from_value(value)
-        .map_err(|e| SignalError::BadMessage(truncate(&e.to_string(), 200)))
+    SignalError::BadMessage(truncate(message, 200))
+}
+
+fn not_a_message() -> SignalError {
+    SignalError::BadMessage("expected an object with a string `type`".into())
+}
+
+/// A member's value as `T` (a wrong type is `bad-message`).
+fn field<'a, T: Deserialize<'a>>(value: &'a RawValue) -> Result<T, SignalError> {
+    serde_json::from_str(value.get()).map_err(|e| bad_message(&without_position(&e)))
+}
+
+/// A required member as `T`.
+fn required<'a, T: Deserialize<'a>>(
+    value: Option<&'a RawValue>,
+    name: &'static str,
+) -> Result<T, SignalError> {
+    match value {
+        Some(value) => field(value),
+        None => Err(bad_message(
+            &<serde_json::Error as de::Error>::missing_field(name).to_string(),
+        )),
+    }
+}
+
+/// An optional member as `T`; `null` is absent.
+fn optional<'a, T: Deserialize<'a>>(value: Option<&'a RawValue>) -> Result<Option<T>, SignalError> {
+    match value {
+        Some(value) => field(value),
+        None => Ok(None),
+    }
 }
 
 /// Parses one text frame. `max_bytes` bounds its size.
+///
+/// The frame is read once into its members without parsing their values;
+/// the opaque payload (`data` of a relay, `id` of a `ping`) is kept as its
+/// exact text, checked only against the JSON grammar. Everything else is
+/// checked as before: the same inputs get the same error codes.
 pub fn parse_client_message(text: &str, max_bytes: usize) -> Result<ClientMessage, SignalError> {
     if text.len() > max_bytes {
         return Err(SignalError::TooLarge {
@@ -281,59 +633,85 @@ pub fn parse_client_message(text: &str, max_bytes: usize) -> Result<ClientMessag
             limit: max_bytes,
         });
     }
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| SignalError::BadJson(e.to_string()))?;
-    let Some(kind) = value.get("type").and_then(Value::as_str) else {
-        return Err(SignalError::BadMessage(
-            "expected an object with a string `type`".into(),
-        ));
+    let members: Members<'_> = match serde_json::from_str(text) {
+        Ok(members) => members,
+        // Not JSON, or JSON but not an object: tell which.
+        Err(_) => {
+            let whole = Strict {
+                levels: JSON_LEVELS,
+            };
+            return Err(match whole.check(text) {
+                Err(e) => SignalError::BadJson(e.to_string()),
+                Ok(()) => not_a_message(),
+            });
+        }
     };
-    let relay = |kind: RelayKind, value: Value| -> Result<ClientMessage, SignalError> {
-        let f: RelayFields = fields(value)?;
-        Ok(ClientMessage::Relay {
+    let kind: Option<Key<'_>> = members
+        .last("type")
+        .and_then(|t| serde_json::from_str(t.get()).ok());
+    let kind = kind.as_ref().map(|k| k.0.as_ref());
+    let relay = kind.and_then(RelayKind::from_type);
+    let opaque = match kind {
+        _ if relay.is_some() => Some("data"),
+        Some("ping") => Some("id"),
+        _ => None,
+    };
+    members.check_json(opaque)?;
+    let Some(kind) = kind else {
+        return Err(not_a_message());
+    };
+    if let Some(kind) = relay {
+        let [_, to, data] = members.pick(&RELAY_FIELDS)?;
+        return Ok(ClientMessage::Relay {
             kind,
-            to: PeerId(f.to),
-            data: f.data,
-        })
-    };
+            to: PeerId(required(to, "to")?),
+            data: data.map_or_else(RawData::null, RawData::from),
+        });
+    }
     match kind {
-        "join" => {
-            let f: JoinFields = fields(value)?;
-            if f.v != PROTOCOL_VERSION {
-                return Err(SignalError::UnsupportedVersion(f.v));
-            }
-            Ok(ClientMessage::Join {
-                room: check_room(&f.room)?,
-                name: check_name(&f.name)?,
-                password: match f.password {
-                    Some(p) if p.len() > MAX_PASSWORD_LEN => {
-                        return Err(SignalError::BadMessage("password too long".into()));
-                    }
-                    Some(p) if p.is_empty() => None,
-                    p => p,
-                },
-                token: f.token.filter(|t| !t.is_empty()),
-                session: match f.session {
-                    Some(s) if s.is_empty() => None,
-                    Some(s) => Some(check_session(&s)?),
-                    None => None,
-                },
+        "join" => parse_join(&members),
+        "ping" => {
+            let [_, id] = members.pick(&PING_FIELDS)?;
+            Ok(ClientMessage::Ping {
+                id: id.filter(|id| id.get() != "null").map(RawData::from),
             })
         }
-        "offer" => relay(RelayKind::Offer, value),
-        "answer" => relay(RelayKind::Answer, value),
-        "candidate" => relay(RelayKind::Candidate, value),
-        "message" => relay(RelayKind::Message, value),
-        "ping" => {
-            let f: PingFields = fields(value)?;
-            Ok(ClientMessage::Ping { id: f.id })
-        }
         "leave" => {
-            let _: LeaveFields = fields(value)?;
+            let [_] = members.pick(&LEAVE_FIELDS)?;
             Ok(ClientMessage::Leave)
         }
         other => Err(SignalError::UnknownType(truncate(other, 64))),
     }
+}
+
+fn parse_join(members: &Members<'_>) -> Result<ClientMessage, SignalError> {
+    let [_, v, room, name, password, token, session] = members.pick(&JOIN_FIELDS)?;
+    let v: u32 = required(v, "v")?;
+    let room: String = required(room, "room")?;
+    let name: String = required(name, "name")?;
+    let password: Option<String> = optional(password)?;
+    let token: Option<String> = optional(token)?;
+    let session: Option<String> = optional(session)?;
+    if v != PROTOCOL_VERSION {
+        return Err(SignalError::UnsupportedVersion(v));
+    }
+    Ok(ClientMessage::Join {
+        room: check_room(&room)?,
+        name: check_name(&name)?,
+        password: match password {
+            Some(p) if p.len() > MAX_PASSWORD_LEN => {
+                return Err(SignalError::BadMessage("password too long".into()));
+            }
+            Some(p) if p.is_empty() => None,
+            p => p,
+        },
+        token: token.filter(|t| !t.is_empty()),
+        session: match session {
+            Some(s) if s.is_empty() => None,
+            Some(s) => Some(check_session(&s)?),
+            None => None,
+        },
+    })
 }
 
 /// A room id: 1–64 bytes of `A-Z a-z 0-9 _ -`.
@@ -422,35 +800,35 @@ pub enum ServerMessage {
     Offer {
         /// Sender.
         from: PeerId,
-        /// Payload as sent.
-        data: Value,
+        /// Payload, byte for byte as sent.
+        data: RawData,
     },
     /// A relayed SDP answer.
     Answer {
         /// Sender.
         from: PeerId,
-        /// Payload as sent.
-        data: Value,
+        /// Payload, byte for byte as sent.
+        data: RawData,
     },
     /// A relayed ICE candidate.
     Candidate {
         /// Sender.
         from: PeerId,
-        /// Payload as sent.
-        data: Value,
+        /// Payload, byte for byte as sent.
+        data: RawData,
     },
     /// A relayed application message.
     Message {
         /// Sender.
         from: PeerId,
-        /// Payload as sent.
-        data: Value,
+        /// Payload, byte for byte as sent.
+        data: RawData,
     },
     /// The answer to `ping`.
     Pong {
         /// The ping's `id`, if it had one.
         #[serde(skip_serializing_if = "Option::is_none")]
-        id: Option<Value>,
+        id: Option<RawData>,
     },
     /// The answer to `leave`.
     Left,
@@ -469,7 +847,7 @@ pub enum ServerMessage {
 
 impl ServerMessage {
     /// Wraps relayed data in the message of its kind.
-    pub fn relayed(kind: RelayKind, from: PeerId, data: Value) -> Self {
+    pub fn relayed(kind: RelayKind, from: PeerId, data: RawData) -> Self {
         match kind {
             RelayKind::Offer => ServerMessage::Offer { from, data },
             RelayKind::Answer => ServerMessage::Answer { from, data },
@@ -521,7 +899,7 @@ mod tests {
             Some(ClientMessage::Relay {
                 kind: RelayKind::Candidate,
                 to: PeerId("p2".into()),
-                data: Value::Null
+                data: RawData::null()
             })
         );
     }
@@ -602,3 +980,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "protocol_tests.rs"]
+mod raw_tests;
