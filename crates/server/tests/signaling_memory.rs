@@ -169,6 +169,17 @@ async fn memory_child_server() -> TestResult {
     Ok(())
 }
 
+/// The next message that is not a `peer-joined` (the rooms filled after
+/// their first members joined).
+async fn recv_skipping_joins(ws: &mut Ws) -> Result<serde_json::Value, Error> {
+    loop {
+        let m = recv(ws).await?;
+        if m["type"] != "peer-joined" {
+            return Ok(m);
+        }
+    }
+}
+
 /// The child server; killed (by its PID) when dropped.
 struct ChildServer(Child);
 
@@ -241,10 +252,12 @@ async fn idle_connections_hold_no_large_buffers() -> TestResult {
     // each, within the default --max-ws-per-ip 32), then left idle.
     let start = Instant::now();
     let mut clients = Vec::with_capacity(IDLE_CONNECTIONS);
+    let mut peer_ids = Vec::with_capacity(IDLE_CONNECTIONS);
     for i in 0..IDLE_CONNECTIONS {
         let from = IpAddr::V4(Ipv4Addr::new(127, 3, 1, u8::try_from(i % 40 + 1)?));
         let mut ws = connect_from(port, from).await?;
-        join(&mut ws, &format!("idle{}", i / 4), &format!("n{i}")).await?;
+        let joined = join(&mut ws, &format!("idle{}", i / 4), &format!("n{i}")).await?;
+        peer_ids.push(joined["you"].clone());
         clients.push(ws);
         assert!(
             start.elapsed() < Duration::from_secs(120),
@@ -262,6 +275,49 @@ async fn idle_connections_hold_no_large_buffers() -> TestResult {
     assert!(
         per_conn <= MAX_BYTES_PER_IDLE_CONNECTION,
         "{per_conn} bytes per idle connection (at most {MAX_BYTES_PER_IDLE_CONNECTION})"
+    );
+
+    // One connection in each room sends a 60 KiB message to a roommate
+    // (read whole, relayed, written) and a 200 KiB one (skipped unread,
+    // answered too-large). Afterwards the connections are idle again and
+    // must not keep buffers the size of those frames: before this was
+    // fixed, each kept its largest read frame until it closed.
+    let big = "x".repeat(60 * 1024);
+    let huge = "y".repeat(200 * 1024);
+    let rooms = IDLE_CONNECTIONS / 4;
+    for room in 0..rooms {
+        let (first, rest) = clients.split_at_mut(room * 4 + 1);
+        let (sender, receiver) = (
+            first.last_mut().ok_or("no sender")?,
+            rest.first_mut().ok_or("no receiver")?,
+        );
+        let to = &peer_ids[room * 4 + 1];
+        send(
+            sender,
+            json!({"type":"message","to":to,"data":{"text":big}}),
+        )
+        .await?;
+        let m = recv_skipping_joins(receiver).await?;
+        assert_eq!(m["type"], "message", "{m}");
+        assert_eq!(m["data"]["text"].as_str().map(str::len), Some(60 * 1024));
+        send(
+            sender,
+            json!({"type":"message","to":to,"data":{"text":huge}}),
+        )
+        .await?;
+        let m = recv_skipping_joins(sender).await?;
+        assert_eq!(m["code"], "too-large", "{m}");
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let after_large = rss_bytes(pid)?;
+    let per_conn = after_large.saturating_sub(before) / IDLE_CONNECTIONS as u64;
+    eprintln!(
+        "server RSS {} KiB after {rooms} 60 KiB and {rooms} 200 KiB messages: {per_conn} B per connection",
+        after_large / 1024
+    );
+    assert!(
+        per_conn <= MAX_BYTES_PER_IDLE_CONNECTION,
+        "{per_conn} bytes per connection after large messages (at most {MAX_BYTES_PER_IDLE_CONNECTION})"
     );
     drop(clients);
     drop(child);

@@ -27,10 +27,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 use signal::HubConfig;
 use tokio::sync::watch;
 
@@ -315,35 +317,43 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 async fn websocket(
     State(app): State<Arc<App>>,
     ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    mut request: Request,
 ) -> Response {
-    if !app.origins.allows(origin_of(&headers), host_of(&headers)) {
+    let headers = request.headers();
+    let accept = match ws::upgrade::check(headers) {
+        Ok(accept) => accept,
+        Err(refusal) => return refusal.into_response(),
+    };
+    if !app.origins.allows(origin_of(headers), host_of(headers)) {
         tracing::debug!(%client, "refusing WebSocket: foreign origin");
         SignalingStats::bump(&app.stats.ws_refused_origin);
         return forbidden_origin();
     }
+    let ice = app.ice.ice_for(host_of(headers), &ice::credential_id());
+    let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
+        // Not an HTTP/1.1 connection that can be taken over.
+        return ws::upgrade::Refusal::NotUpgrade.into_response();
+    };
     let Some(slot) = app.ws_per_ip.try_acquire(client.ip()) else {
         tracing::debug!(%client, "refusing WebSocket: too many from this address");
         SignalingStats::bump(&app.stats.ws_refused_per_ip);
         return too_many_connections(app.ws_per_ip.limit());
     };
     SignalingStats::bump(&app.stats.ws_accepted);
-    let ice = app.ice.ice_for(host_of(&headers), &ice::credential_id());
     let signaling = app.signaling.clone();
-    // Small buffers: an idle connection holds a few KiB (see `ws`). The
-    // read buffer grows for a large frame; frames are written as they come
-    // (no write buffering), and what the kernel does not take yet is
-    // bounded.
-    upgrade
-        .read_buffer_size(ws::READ_BUFFER_BYTES)
-        .write_buffer_size(0)
-        .max_write_buffer_size(ws::MAX_WRITE_BUFFER_BYTES)
-        .max_message_size(ws::MAX_FRAME_BYTES)
-        .max_frame_size(ws::MAX_FRAME_BYTES)
-        // The slot is held until the connection ends (dropped too if the
-        // upgrade fails).
-        .on_upgrade(move |socket| signaling.run_connection(socket, ice, slot))
+    // The slot is held until the connection ends (dropped too if the
+    // upgrade fails).
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                signaling
+                    .run_connection(TokioIo::new(upgraded), ice, slot)
+                    .await
+            }
+            Err(e) => tracing::debug!(%client, error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    ws::upgrade::switching_protocols(accept)
 }
 
 /// A JSON error body `{"error": code, "message": …}` (plus `reason` when

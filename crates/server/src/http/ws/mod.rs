@@ -1,5 +1,7 @@
-//! The signaling WebSocket: drives the sans-IO [`signal::Hub`] from axum
-//! WebSocket connections and a heartbeat ticker.
+//! The signaling WebSocket: drives the sans-IO [`signal::Hub`] from
+//! WebSocket connections ([`connection`], framed by the sans-IO
+//! `websocket` crate) and a heartbeat ticker; [`upgrade`] answers the
+//! opening handshake.
 //!
 //! The hub sits behind one mutex that is never held across an `.await`;
 //! each connection has a bounded outbox, kept beside the hub under the same
@@ -7,40 +9,33 @@
 //! full (a reader that stopped reading) is dropped.
 //!
 //! Memory per connection is what it holds: 10 000 idle connections must fit
-//! in a few tens of MiB. The WebSocket's read buffer is small
-//! ([`READ_BUFFER_BYTES`]; a larger frame reserves its own length when its
-//! header arrives) and nothing is buffered before writing; the outbox is an
-//! empty queue that allocates when a message waits and frees its storage
-//! when drained; a connection is one task, one hand-written future (no
-//! channel, no timer, no second task); the hub keeps the ICE server list
-//! once per host name, and per connection only its TURN credential.
+//! in a few tens of MiB. Between messages a connection keeps no read or
+//! write buffer (see [`connection`]); the outbox is an empty queue that
+//! allocates when a message waits and frees its storage when drained; a
+//! connection is one task, one hand-written future (no channel, no timer,
+//! no second task); the hub keeps the ICE server list once per host name,
+//! and per connection only its TURN credential.
+
+mod connection;
+pub mod upgrade;
+
+pub use connection::Connection;
 
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{Sink, Stream};
 use signal::{ConnId, Hub, HubConfig, HubStats, IceServers, Output};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 /// Largest WebSocket message accepted at all; larger ones close the
-/// connection. Up to this size the hub answers `too-large` and the
+/// connection (status 1009). Over the hub's parse limit and up to this
+/// size, a text is skipped unread, answered `too-large`, and the
 /// connection survives.
-pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
-
-/// The WebSocket's read buffer, allocated per connection: small, since
-/// signaling messages are. tungstenite reads at most this much per read
-/// call, and reserves a larger frame's whole length once its header is in.
-pub const READ_BUFFER_BYTES: usize = 512;
-
-/// Most bytes waiting in the WebSocket's write buffer (the kernel refused
-/// them): one frame of the largest size, and some.
-pub const MAX_WRITE_BUFFER_BYTES: usize = 2 * MAX_FRAME_BYTES;
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// Messages queued for one connection before it counts as stuck.
 const OUTBOX: usize = 512;
@@ -48,9 +43,6 @@ const OUTBOX: usize = 512;
 /// How long a connection the hub closed may take to send what was queued
 /// and its close frame before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// Frames read in one poll before giving the other connections a turn.
-const READS_PER_POLL: usize = 32;
 
 enum Outgoing {
     Text(String),
@@ -205,12 +197,16 @@ impl Signaling {
     /// long. A plain future rather than an `async fn`: an async block keeps
     /// its arguments beside the futures it awaits, and the socket would be
     /// held (in size) twice or three times over in every task.
-    pub fn run_connection<G: Send + Unpin + 'static>(
+    pub fn run_connection<S, G>(
         self: Arc<Self>,
-        socket: WebSocket,
+        socket: S,
         ice_servers: IceServers,
         guard: G,
-    ) -> Connection<G> {
+    ) -> Connection<S, G>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        G: Unpin,
+    {
         let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         {
             let mut s = self.lock();
@@ -222,146 +218,7 @@ impl Signaling {
             s.hub.handle_connect(id, ice_servers, Instant::now());
             s.dispatch();
         }
-        Connection {
-            signaling: self,
-            id,
-            socket,
-            unflushed: false,
-            closed: false,
-            _guard: guard,
-        }
-    }
-}
-
-/// One connection: reads frames into the hub and writes its outbox, in one
-/// future (no second task, no channel, no timer). See
-/// [`Signaling::run_connection`].
-pub struct Connection<G> {
-    signaling: Arc<Signaling>,
-    id: ConnId,
-    socket: WebSocket,
-    /// A frame was handed to the socket and not flushed yet.
-    unflushed: bool,
-    /// The close frame was handed to the socket: end once it is flushed.
-    closed: bool,
-    _guard: G,
-}
-
-impl<G> Drop for Connection<G> {
-    fn drop(&mut self) {
-        let mut s = self.signaling.lock();
-        s.outboxes.remove(&self.id);
-        s.hub.handle_disconnect(self.id);
-        s.dispatch();
-    }
-}
-
-/// Whether the connection goes on.
-enum Step {
-    Continue,
-    End,
-}
-
-impl<G> Connection<G> {
-    /// Reads what has arrived into the hub.
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> Step {
-        for _ in 0..READS_PER_POLL {
-            let msg = match Pin::new(&mut self.socket).poll_next(cx) {
-                Poll::Pending => return Step::Continue,
-                Poll::Ready(Some(Ok(msg))) => msg,
-                Poll::Ready(Some(Err(_)) | None) => return Step::End,
-            };
-            let now = Instant::now();
-            let id = self.id;
-            match msg {
-                Message::Text(t) => {
-                    let unix = unix_now();
-                    self.signaling
-                        .with_hub(|hub| hub.handle_text(id, t.as_str(), now, unix))
-                }
-                Message::Binary(b) => self
-                    .signaling
-                    .with_hub(|hub| hub.handle_binary(id, b.len(), now)),
-                Message::Ping(_) | Message::Pong(_) => {
-                    self.signaling.with_hub(|hub| hub.handle_pong(id, now))
-                }
-                Message::Close(_) => return Step::End,
-            }
-        }
-        // More may be waiting: come back after the others had a turn.
-        cx.waker().wake_by_ref();
-        Step::Continue
-    }
-
-    /// Writes the outbox while the socket takes it.
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Step {
-        while !self.closed {
-            match Pin::new(&mut self.socket).poll_ready(cx) {
-                Poll::Pending => break,
-                Poll::Ready(Err(_)) => return Step::End,
-                Poll::Ready(Ok(())) => {}
-            }
-            let next = {
-                let mut s = self.signaling.lock();
-                let Some(out) = s.outboxes.get_mut(&self.id) else {
-                    return Step::End;
-                };
-                if matches!(out.state, State::Gone) {
-                    return Step::End;
-                }
-                let next = out.pop();
-                if next.is_none() && !out.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    out.waker = Some(cx.waker().clone());
-                }
-                next
-            };
-            let msg = match next {
-                None => break,
-                Some(Outgoing::Text(t)) => Message::Text(Utf8Bytes::from(t)),
-                Some(Outgoing::Ping) => Message::Ping(Default::default()),
-                Some(Outgoing::Close(reason)) => {
-                    self.closed = true;
-                    Message::Close(Some(CloseFrame {
-                        code: 4000,
-                        reason: Utf8Bytes::from_static(reason),
-                    }))
-                }
-            };
-            if Pin::new(&mut self.socket).start_send(msg).is_err() {
-                return Step::End;
-            }
-            self.unflushed = true;
-        }
-        if self.unflushed {
-            match Pin::new(&mut self.socket).poll_flush(cx) {
-                Poll::Pending => {}
-                Poll::Ready(Err(_)) => return Step::End,
-                Poll::Ready(Ok(())) => {
-                    self.unflushed = false;
-                    if self.closed {
-                        return Step::End;
-                    }
-                }
-            }
-        } else if self.closed {
-            return Step::End;
-        }
-        Step::Continue
-    }
-}
-
-impl<G: Unpin> Future for Connection<G> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        if let Step::End = this.poll_read(cx) {
-            return Poll::Ready(());
-        }
-        match this.poll_write(cx) {
-            Step::End => Poll::Ready(()),
-            Step::Continue => Poll::Pending,
-        }
+        Connection::new(self, id, socket, guard)
     }
 }
 
