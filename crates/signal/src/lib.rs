@@ -20,6 +20,6 @@ pub use hub::{ConnId, Hub, HubConfig, HubStats, Output};
 pub use limit::{RateLimit, TokenBucket};
 pub use protocol::{
     ClientMessage, IceServer, IceServers, LeaveReason, MAX_NAME_CHARS, MAX_ROOM_LEN,
-    PROTOCOL_VERSION, PeerId, PeerInfo, RelayKind, ServerMessage, SharedIceServer, TurnCredential,
-    check_name, check_room, parse_client_message,
+    PROTOCOL_VERSION, PeerId, PeerInfo, RawData, RelayKind, ServerMessage, SharedIceServer,
+    TurnCredential, check_name, check_room, parse_client_message,
 };
