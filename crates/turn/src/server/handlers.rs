@@ -373,8 +373,9 @@ impl Server {
             .find(|ip| AddressFamily::of(*ip) == family)
     }
 
-    /// Binds a relay socket on a free port of the range; with EVEN-PORT an
-    /// even one, and with its R bit also checks the next port is free
+    /// A relay socket on a free port of the range: one the driver kept from
+    /// an ended allocation if it has one (see [`RelaySockets::reuse`]),
+    /// else bound on a random port; with EVEN-PORT a newly bound even one, and with its R bit also checks the next port is free
     /// (binds it and lets it go again) and returns it to be held. A held
     /// port is not kept bound: the Allocate that claims it may reach
     /// another worker, which binds it then.
@@ -388,6 +389,18 @@ impl Server {
             *self.config.relay_ports.start(),
             *self.config.relay_ports.end(),
         );
+        if even_port.is_none() {
+            let (by_relay, ledger, now) = (&self.by_relay, &self.config.ledger, self.now);
+            let mut acceptable = |port: u16| {
+                let addr = SocketAddr::new(ip, port);
+                (low..=high).contains(&port)
+                    && !by_relay.contains_key(&addr)
+                    && !ledger.is_held(addr, now)
+            };
+            if let Some(port) = relays.reuse(ip, &mut acceptable) {
+                return Some((SocketAddr::new(ip, port), None));
+            }
+        }
         let span = u32::from(high - low) + 1;
         let start = self.rng.random_range(0..span);
         let mut attempts = 0;
@@ -419,7 +432,7 @@ impl Server {
                     self.events.push_back(super::Event::RelayClosed(addr));
                     continue;
                 }
-                self.events.push_back(super::Event::RelayClosed(next));
+                self.events.push_back(super::Event::RelayUnbound(next));
                 return Some((addr, Some(next)));
             }
             return Some((addr, None));
@@ -436,7 +449,7 @@ impl Server {
     /// [`Self::bind_relay`]); if that close is still queued, the socket is
     /// simply kept.
     fn bind_held(&mut self, relay: SocketAddr, relays: &mut dyn RelaySockets) -> bool {
-        let closing = super::Event::RelayClosed(relay);
+        let closing = super::Event::RelayUnbound(relay);
         if let Some(i) = self.events.iter().position(|e| *e == closing) {
             self.events.remove(i);
             return true;

@@ -70,6 +70,18 @@ pub struct FiveTuple {
 pub trait RelaySockets {
     /// Binds a UDP socket to `local`; an error makes the core try another port.
     fn bind(&mut self, local: SocketAddr) -> std::io::Result<()>;
+
+    /// A port on `ip` whose socket the driver kept bound after the core was
+    /// done with it ([`Event::RelayClosed`]), offered before a new bind: the
+    /// driver asks `acceptable` of each kept port on `ip`, oldest first,
+    /// closes those refused, and hands over the first accepted one (now in
+    /// use, as if just bound). The core accepts only a port of its range
+    /// that no allocation holds and no reservation claims. `None` (the
+    /// default): nothing kept, bind anew.
+    fn reuse(&mut self, ip: IpAddr, acceptable: &mut dyn FnMut(u16) -> bool) -> Option<u16> {
+        let _ = (ip, acceptable);
+        None
+    }
 }
 
 /// Configuration of the core.
@@ -186,8 +198,14 @@ pub struct ClientSend<'a> {
 /// Something the driver must act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// An allocation (or reservation) ended: close this relay socket.
+    /// An allocation ended: the core is done with this relay socket. The
+    /// driver closes it, or keeps it bound to offer it again
+    /// ([`RelaySockets::reuse`]).
     RelayClosed(SocketAddr),
+    /// Close this relay socket now, so that its port is free: it was bound
+    /// only to check the port for a reservation (EVEN-PORT with R), which
+    /// another worker may bind when its token is used.
+    RelayUnbound(SocketAddr),
 }
 
 /// Bytes of headroom [`Server::handle_peer`] needs before the payload.

@@ -285,7 +285,7 @@ fn even_port_reserves_the_next_port_for_a_reservation_token() {
     // The next port was checked free and let go: it is held in the shared
     // ledger, not by a socket, so any worker can bind it for the token.
     assert_eq!(net.relays.bound, [relayed, next]);
-    assert_eq!(net.take_server_events(), [Event::RelayClosed(next)]);
+    assert_eq!(net.take_server_events(), [Event::RelayUnbound(next)]);
 
     let ev = claim(&mut net, token);
     let [

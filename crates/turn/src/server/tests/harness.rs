@@ -1,7 +1,7 @@
 //! A server core and any number of client cores wired together in memory.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use stun::{Attribute, AttributeType, Class, Message, MessageBuilder, Method, TransactionId};
@@ -27,11 +27,14 @@ pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-/// Records binds; refuses the ports in `refuse`.
+/// Records binds; refuses the ports in `refuse`; offers the sockets in
+/// `kept` for reuse (those refused move to `closed`).
 #[derive(Debug, Default)]
 pub struct FakeRelays {
     pub bound: Vec<SocketAddr>,
     pub refuse: HashSet<u16>,
+    pub kept: Vec<SocketAddr>,
+    pub closed: Vec<SocketAddr>,
 }
 
 impl RelaySockets for FakeRelays {
@@ -41,6 +44,17 @@ impl RelaySockets for FakeRelays {
         }
         self.bound.push(local);
         Ok(())
+    }
+
+    fn reuse(&mut self, ip: IpAddr, acceptable: &mut dyn FnMut(u16) -> bool) -> Option<u16> {
+        while let Some(i) = self.kept.iter().position(|a| a.ip() == ip) {
+            let a = self.kept.remove(i);
+            if acceptable(a.port()) {
+                return Some(a.port());
+            }
+            self.closed.push(a);
+        }
+        None
     }
 }
 

@@ -75,6 +75,37 @@ fn refresh_with_lifetime_zero_deletes() {
 }
 
 #[test]
+fn a_kept_relay_socket_is_reused_when_free_and_closed_when_not() {
+    let mut net = Net::new(config());
+    let a = net.add_user("alice", "secret");
+    let relay = net.allocate(a);
+    net.run(a, |cl, now| {
+        cl.refresh(now, secs(0)).unwrap();
+    });
+    assert_eq!(net.take_server_events(), [Event::RelayClosed(relay)]);
+    // The driver kept the socket, plus one out of the range and one that
+    // another allocation holds: the first acceptable one is taken, without
+    // a new bind, and the refused ones are closed.
+    let b = net.add_user("bob", "hunter2");
+    let held = net.allocate(b);
+    let outside = std::net::SocketAddr::new(relay.ip(), 1000);
+    net.relays.kept = vec![outside, held, relay];
+    let binds = net.relays.bound.len();
+    let c = net.add_user("alice", "secret");
+    assert_eq!(net.allocate(c), relay);
+    assert_eq!(net.relays.bound.len(), binds, "no new bind");
+    assert_eq!(net.relays.closed, [outside, held]);
+    assert!(net.relays.kept.is_empty());
+    // Relaying works on the reused socket.
+    let peer = addr("8.8.8.8:53");
+    net.run(c, |cl, now| {
+        cl.create_permission(now, &[peer.ip()]).unwrap();
+    });
+    assert!(net.send(c, peer, b"again").is_some());
+    assert!(net.peer_sends(relay, peer, b"back").is_some());
+}
+
+#[test]
 fn allocation_expires_after_600s() {
     let mut net = Net::new(config());
     let c = net.add_user("alice", "secret");
