@@ -226,6 +226,11 @@ fn encode_turn(e: &mut Encoder<'_, '_>, w: &[WorkerStats]) -> fmt::Result {
         "Relay sockets open now (allocations and held reservations)",
         i64::try_from(sum(w, |s| s.relay_sockets)).unwrap_or(i64::MAX),
     )?;
+    e.gauge(
+        "switchboard_turn_relay_sockets_kept",
+        "Relay sockets of ended allocations kept bound for the next ones (at most 64 per worker)",
+        i64::try_from(sum(w, |s| s.relay_sockets_kept)).unwrap_or(i64::MAX),
+    )?;
     e.family(
         "switchboard_turn_send_dropped",
         "Datagrams or frames dropped on the way out because a socket buffer or write queue was full",

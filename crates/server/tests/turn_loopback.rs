@@ -338,3 +338,51 @@ fn workers_publish_stats_and_drain_refuses_new_allocations() {
     assert_eq!(s.iter().map(|w| w.tcp_open).sum::<u64>(), 0, "{s:?}");
     assert_eq!(s.iter().map(|w| w.core.allocations_total()).sum::<u64>(), 1);
 }
+
+#[test]
+fn a_deleted_allocations_relay_socket_serves_the_next_one() {
+    let bound = in_process(1);
+    let turn = SocketAddr::from(([127, 0, 0, 1], bound.udp.port()));
+    wait_for_binding(turn);
+    let kept = |s: &[switchboard::turn_server::WorkerStats]| {
+        let sum = |f: fn(&switchboard::turn_server::WorkerStats) -> u64| s.iter().map(f).sum();
+        (sum(|w| w.relay_sockets), sum(|w| w.relay_sockets_kept))
+    };
+
+    let mut first = Driver::udp(turn, "alice", "secret");
+    first.client.allocate(Instant::now()).unwrap();
+    let ClientEvent::Allocated { relayed, .. } = first.event() else {
+        panic!("allocate failed")
+    };
+    first
+        .client
+        .refresh(Instant::now(), Duration::ZERO)
+        .unwrap();
+    assert_eq!(first.event(), ClientEvent::Released);
+    let s = board_until(&bound, |s| kept(s) == (0, 1));
+    assert_eq!(kept(&s), (0, 1), "the socket is kept bound: {s:?}");
+    // Its port stays bound: nobody else can take it meanwhile.
+    assert!(std::net::UdpSocket::bind(relayed).is_err());
+
+    // The next allocation gets that socket, and peers reach it through it.
+    let mut second = Driver::udp(turn, "alice", "secret");
+    second.client.allocate(Instant::now()).unwrap();
+    let ClientEvent::Allocated { relayed: again, .. } = second.event() else {
+        panic!("allocate failed")
+    };
+    assert_eq!(again, relayed);
+    let p = peer();
+    let peer_addr = p.local_addr().unwrap();
+    second
+        .client
+        .create_permission(Instant::now(), &[peer_addr.ip()])
+        .unwrap();
+    assert!(matches!(
+        second.event(),
+        ClientEvent::PermissionCreated { .. }
+    ));
+    p.send_to(b"to the reused relay", relayed).unwrap();
+    assert_eq!(second.data().payload, b"to the reused relay");
+    let s = board_until(&bound, |s| kept(s) == (1, 0));
+    assert_eq!(kept(&s), (1, 0), "{s:?}");
+}

@@ -30,6 +30,8 @@ pub struct WorkerStats {
     pub tls_handed_over: u64,
     /// Relay sockets open now (allocations and held reservations).
     pub relay_sockets: u64,
+    /// Relay sockets of ended allocations kept bound for the next ones.
+    pub relay_sockets_kept: u64,
     /// UDP datagrams dropped on the way out because a socket buffer was full.
     pub udp_send_dropped: u64,
     /// Frames dropped on the way to a stream client whose write queue was full.

@@ -146,6 +146,7 @@ impl Worker {
         while let Some(event) = self.core.poll_event() {
             match event {
                 Event::RelayClosed(addr) => self.relays.close(addr),
+                Event::RelayUnbound(addr) => self.relays.unbind(addr),
             }
         }
     }
@@ -205,6 +206,7 @@ impl Worker {
             tcp_refused_per_ip: c.tcp_refused_per_ip,
             tls_handed_over: c.tls_handed_over,
             relay_sockets: u64::try_from(self.relays.len()).unwrap_or(u64::MAX),
+            relay_sockets_kept: u64::try_from(self.relays.kept()).unwrap_or(u64::MAX),
             udp_send_dropped: self.egress.udp_dropped(),
             stream_send_dropped: self.egress.stream_dropped(),
         };
