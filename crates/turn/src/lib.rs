@@ -19,7 +19,7 @@ pub mod server;
 pub mod stats;
 
 pub use server::{
-    ClientSend, Event, FiveTuple, PEER_HEADROOM, PEER_TAILROOM, PeerSend, RelaySockets, Server,
-    ServerConfig, Transmit, Transport,
+    ClientSend, Event, FiveTuple, OffloadChannel, OffloadReport, PEER_HEADROOM, PEER_TAILROOM,
+    PeerSend, RelaySockets, Server, ServerConfig, Transmit, Transport,
 };
 pub use stats::{DropReason, ServerStats};

@@ -50,7 +50,15 @@ impl TokenBucket {
         }
     }
 
-    /// Tokens now held (after refilling).
+    /// Takes `n` tokens whether or not there are that many (for what was
+    /// already sent elsewhere): the bucket may go into debt, down to minus
+    /// one burst, and refills from there.
+    pub fn charge(&mut self, rate: Rate, now_ms: u32, n: f32) {
+        self.refill(rate, now_ms);
+        self.tokens = (self.tokens - n).max(-rate.burst);
+    }
+
+    /// Tokens now held (after refilling; negative while in debt).
     pub fn level(&mut self, rate: Rate, now_ms: u32) -> f32 {
         self.refill(rate, now_ms);
         self.tokens

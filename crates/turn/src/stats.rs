@@ -170,6 +170,14 @@ pub struct ServerStats {
     pub peer_to_client_bytes: u64,
     /// STUN Binding requests answered with a success response.
     pub bindings_answered: u64,
+    /// Channels the driver relays itself now (a gauge; see
+    /// `turn::OffloadChannel`).
+    pub offloaded_channels: u64,
+    /// Datagrams the driver relayed itself (both directions; also counted
+    /// in the four relay counters above).
+    pub offloaded_packets: u64,
+    /// Payload bytes of those datagrams.
+    pub offloaded_bytes: u64,
 }
 
 impl ServerStats {
@@ -259,6 +267,9 @@ impl ServerStats {
         self.peer_to_client_packets += other.peer_to_client_packets;
         self.peer_to_client_bytes += other.peer_to_client_bytes;
         self.bindings_answered += other.bindings_answered;
+        self.offloaded_channels += other.offloaded_channels;
+        self.offloaded_packets += other.offloaded_packets;
+        self.offloaded_bytes += other.offloaded_bytes;
     }
 
     // Increments, for the core.

@@ -582,5 +582,6 @@ impl Server {
         }
         self.schedule(now + crate::allocation::PERMISSION_LIFETIME);
         self.reply(from, req, Class::Success, Some(auth), &[]);
+        self.offer_offload(from, channel, peer);
     }
 }

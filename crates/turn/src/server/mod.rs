@@ -14,6 +14,7 @@
 //! 508 (RFC 8656 §7.2), while existing ones keep working.
 
 mod handlers;
+mod offload;
 mod request;
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,7 @@ use crate::nonce::NonceKey;
 use crate::policy::PeerPolicy;
 use crate::rate_limit::{Rate, RateTable, TokenBucket};
 use crate::stats::{DropReason, ServerStats};
+pub use offload::{OffloadChannel, OffloadReport, UNLIMITED as OFFLOAD_UNLIMITED};
 
 /// Transport between client and server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -125,6 +127,9 @@ pub struct ServerConfig {
     pub allocation_bytes_per_second: u64,
     /// Relayed bytes per second for the whole server; 0 = no limit.
     pub total_bytes_per_second: u64,
+    /// The driver can relay channels itself (see [`OffloadChannel`]):
+    /// the core then emits [`Event::Offload`] and [`Event::OffloadEnd`].
+    pub offload: bool,
 }
 
 impl ServerConfig {
@@ -145,6 +150,7 @@ impl ServerConfig {
             nonce_secret: None,
             default_lifetime: Duration::from_secs(600),
             max_lifetime: Duration::from_secs(3600),
+            offload: false,
             nonce_lifetime: Duration::from_secs(600),
             // Generous per source, for the many users behind one NAT (2 000
             // Binding/s and 500 new allocations/s are served), with a burst of
@@ -206,6 +212,14 @@ pub enum Event {
     /// only to check the port for a reservation (EVEN-PORT with R), which
     /// another worker may bind when its token is used.
     RelayUnbound(SocketAddr),
+    /// Relay this channel without the core from now on (only with
+    /// [`ServerConfig::offload`]); report what was relayed with
+    /// [`Server::handle_offload_report`].
+    Offload(OffloadChannel),
+    /// Stop relaying this channel outside the core: hand its datagrams to
+    /// the core again (which refuses them if the channel or permission is
+    /// gone). Report what was relayed up to now once more.
+    OffloadEnd(OffloadChannel),
 }
 
 /// Bytes of headroom [`Server::handle_peer`] needs before the payload.
@@ -244,6 +258,7 @@ pub struct Server {
     failures_by_ip: RateTable,
     failures_by_user: RateTable,
     total_bandwidth: TokenBucket,
+    offloaded: offload::Offloaded,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     next_sweep: Option<Instant>,
@@ -283,6 +298,7 @@ impl Server {
             failures_by_ip,
             failures_by_user,
             total_bandwidth,
+            offloaded: Default::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_sweep: None,
@@ -365,6 +381,7 @@ impl Server {
         // Held ports have no socket; only the shared table forgets them.
         self.config.ledger.expire_held(now);
         self.next_sweep = next;
+        self.check_offloads(now);
     }
 
     /// A stream connection closed: its allocation goes with it (RFC 8656 §3.1).
@@ -377,6 +394,7 @@ impl Server {
             self.stats.allocation_removed(ft.transport, a.relay);
             self.by_relay.remove(&a.relay);
             self.config.ledger.release(&a.username, ft.client.ip());
+            self.end_offloads_of(ft);
             self.events.push_back(Event::RelayClosed(a.relay));
         }
     }

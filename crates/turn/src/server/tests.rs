@@ -7,6 +7,7 @@ mod errors;
 mod harness;
 mod lifetimes;
 mod limits;
+mod offload;
 mod rates;
 mod relay;
 mod stats;
