@@ -124,6 +124,25 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_TOTAL_BPS", default_value_t = 0)]
     pub total_bps: u64,
 
+    /// The kernel fast path: `auto` relays bound UDP channels in an eBPF
+    /// program (XDP, else TC) when this build has it (cargo feature
+    /// `kernel-offload`) and the process may load it (root, or CAP_BPF and
+    /// CAP_NET_ADMIN), else logs once and relays in userspace; `off` never
+    /// tries. The userspace core still decides every channel's life and
+    /// bandwidth.
+    #[arg(long, env = "SWITCHBOARD_KERNEL_OFFLOAD", value_enum, default_value_t = KernelOffload::Auto)]
+    pub kernel_offload: KernelOffload,
+
+    /// Interfaces the kernel fast path attaches to: where clients' and
+    /// peers' datagrams arrive (comma-separated). Default: every interface
+    /// that is up, except loopback.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_KERNEL_OFFLOAD_INTERFACES",
+        value_delimiter = ','
+    )]
+    pub kernel_offload_interfaces: Vec<String>,
+
     /// Answers to unauthenticated STUN/TURN requests (Binding, 401
     /// challenges) per second per source IP, with a burst of a tenth of a
     /// second's worth; beyond it requests are dropped unanswered, so the
@@ -268,6 +287,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// `--kernel-offload`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelOffload {
+    /// Use the kernel fast path where possible.
+    Auto,
+    /// Relay everything in userspace.
+    Off,
+}
+
 /// Subcommands of `switchboard`.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
@@ -364,6 +393,8 @@ impl Config {
             max_channels,
             max_bps,
             total_bps,
+            kernel_offload,
+            kernel_offload_interfaces,
             unauthenticated_rate,
             auth_failures_per_minute,
             workers,

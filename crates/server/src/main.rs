@@ -86,6 +86,8 @@ struct CoreShared {
     nonce_secret: [u8; 32],
     start: Instant,
     start_unix: u64,
+    /// The kernel fast path is attached: the cores offer it channels.
+    offload: bool,
 }
 
 /// Worker `i`'s TURN core, configured from the command line.
@@ -107,6 +109,7 @@ fn turn_core(config: &Config, secret: &str, shared: &CoreShared, i: usize) -> tu
     core.nonce_secret = Some(shared.nonce_secret);
     core.max_permissions = config.max_permissions;
     core.max_channels = config.max_channels;
+    core.offload = shared.offload;
     core.allocation_bytes_per_second = config.max_bps / 8;
     // Each worker gets its share of the server's bandwidth.
     let workers = u64::try_from(worker_count(config)).unwrap_or(1);
@@ -155,6 +158,33 @@ fn worker_count(config: &Config) -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The kernel fast path, if `--kernel-offload auto` and it can be had; why
+/// not is logged once, and everything is relayed in userspace.
+fn kernel_offload(config: &Config) -> Option<turn_server::kernel::KernelOffload> {
+    if config.kernel_offload == switchboard::config::KernelOffload::Off {
+        return None;
+    }
+    if config.turn_listen.port() == 0 {
+        tracing::info!("kernel fast path off: it needs a fixed --turn-listen port");
+        return None;
+    }
+    let listen = [config.turn_listen];
+    match turn_server::kernel::KernelOffload::attach(&config.kernel_offload_interfaces, &listen) {
+        Ok(k) => {
+            tracing::info!(interfaces = ?k.interfaces(), "kernel fast path on: bound UDP channels are relayed in the kernel");
+            Some(k)
+        }
+        Err(offload::OffloadError::NotBuilt) => {
+            tracing::debug!("kernel fast path not in this build (cargo feature kernel-offload)");
+            None
+        }
+        Err(e) => {
+            tracing::warn!("kernel fast path unavailable, relaying in userspace: {e}");
+            None
+        }
+    }
+}
+
 async fn run(mut config: Config) -> anyhow::Result<()> {
     // Without --auth-secret a random one is made: ephemeral credentials then
     // come only from this process (the signaling server and the banner).
@@ -165,9 +195,11 @@ async fn run(mut config: Config) -> anyhow::Result<()> {
             bytes.iter().map(|b| format!("{b:02x}")).collect()
         }
     };
-    let limits = turn_server::DriverLimits {
+    let kernel = kernel_offload(&config).map(Arc::new);
+    let limits = turn_server::DriverOptions {
         tcp_idle_timeout: std::time::Duration::from_secs(config.tcp_idle_timeout),
         max_tcp_per_ip: config.max_tcp_per_ip,
+        kernel: kernel.clone(),
     };
     let shared = CoreShared {
         ledger: Arc::new(turn::ledger::Ledger::new(turn::ledger::Quotas {
@@ -179,6 +211,7 @@ async fn run(mut config: Config) -> anyhow::Result<()> {
         nonce_secret: rand::rng().random(),
         start: Instant::now(),
         start_unix: unix_now(),
+        offload: kernel.is_some(),
     };
     let tls = tls::load(&config)?.map(Arc::new);
     // `--turns-listen` on the HTTPS address is how one asks for the

@@ -157,6 +157,21 @@ fn encode_turn(e: &mut Encoder<'_, '_>, w: &[WorkerStats]) -> fmt::Result {
         "STUN Binding requests answered",
         core.bindings_answered,
     )?;
+    e.gauge(
+        "switchboard_turn_kernel_channels",
+        "Channels the kernel fast path relays now (--kernel-offload)",
+        i64::try_from(core.offloaded_channels).unwrap_or(i64::MAX),
+    )?;
+    e.counter(
+        "switchboard_turn_kernel_relayed_packets",
+        "Datagrams the kernel fast path relayed (both directions; also in switchboard_turn_relayed_packets_total)",
+        core.offloaded_packets,
+    )?;
+    e.counter(
+        "switchboard_turn_kernel_relayed_bytes",
+        "Payload bytes the kernel fast path relayed (also in switchboard_turn_relayed_bytes_total)",
+        core.offloaded_bytes,
+    )?;
     e.family(
         "switchboard_turn_relayed_packets",
         "Datagrams relayed, by direction",

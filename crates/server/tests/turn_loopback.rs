@@ -245,9 +245,10 @@ fn in_process(workers: usize) -> switchboard::turn_server::Bound {
         seed[31] ^= i as u8;
         turn::Server::new(config, start, unix, seed)
     };
-    let limits = switchboard::turn_server::DriverLimits {
+    let limits = switchboard::turn_server::DriverOptions {
         tcp_idle_timeout: Duration::from_secs(30),
         max_tcp_per_ip: 64,
+        kernel: None,
     };
     let any: SocketAddr = "[::]:0".parse().unwrap();
     let bound = switchboard::turn_server::start(any, None, workers, core, limits).unwrap();

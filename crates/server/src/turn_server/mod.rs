@@ -24,6 +24,7 @@
 
 mod egress;
 pub mod handoff;
+pub mod kernel;
 mod runtime;
 mod socket;
 mod stats;
@@ -47,15 +48,19 @@ use socket::bind;
 use transport::accept::StreamRules;
 use worker::Control;
 
-/// Limits the driver enforces itself (the core enforces the protocol's).
-#[derive(Debug, Clone, Copy)]
-pub struct DriverLimits {
+/// What the driver does itself: its own limits (the core enforces the
+/// protocol's) and the kernel fast path.
+#[derive(Clone)]
+pub struct DriverOptions {
     /// A TCP connection without an allocation that completes no message for
     /// this long is closed.
     pub tcp_idle_timeout: Duration,
     /// Most TCP/TLS connections from one address (IPv6: one /64), across
     /// workers and listeners.
     pub max_tcp_per_ip: usize,
+    /// The kernel fast path, when attached; the cores must then be made
+    /// with `ServerConfig::offload` on.
+    pub kernel: Option<Arc<kernel::KernelOffload>>,
 }
 
 /// Addresses the service listens on, and the ways in for connections
@@ -102,7 +107,7 @@ pub fn start(
     turns: Option<TlsListen>,
     workers: usize,
     core: impl Fn(usize) -> Server,
-    limits: DriverLimits,
+    limits: DriverOptions,
 ) -> anyhow::Result<Bound> {
     let workers = workers.max(1);
     let listen = bind::usable(listen, "STUN/TURN");
@@ -175,6 +180,7 @@ pub fn start(
             control,
             rules: rules.clone(),
             board: board.clone(),
+            kernel: limits.kernel.clone(),
         };
         std::thread::Builder::new()
             .name(format!("turn-worker-{index}"))

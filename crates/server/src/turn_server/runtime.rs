@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use turn::Server;
 
 use super::handoff::HandedOff;
+use super::kernel::{KernelOffload, WorkerKernel};
 use super::socket::client_socket::ClientSocket;
 use super::socket::relay_poll::RelayPoll;
 use super::socket::relays::Relays;
@@ -37,6 +38,8 @@ pub(crate) struct Setup {
     pub(crate) control: mpsc::UnboundedReceiver<Control>,
     pub(crate) rules: StreamRules,
     pub(crate) board: Arc<StatsBoard>,
+    /// The kernel fast path, when attached.
+    pub(crate) kernel: Option<Arc<KernelOffload>>,
 }
 
 /// Runs a worker on the current thread until the process ends.
@@ -51,6 +54,7 @@ pub(crate) fn run(setup: Setup) -> anyhow::Result<()> {
         control,
         rules,
         board,
+        kernel,
     } = setup;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -61,7 +65,8 @@ pub(crate) fn run(setup: Setup) -> anyhow::Result<()> {
         let tcp = tokio::net::TcpListener::from_std(tcp)?;
         let relay_poll = RelayPoll::new()?;
         let relays = Relays::new(relay_poll.get_ref())?;
-        let worker = Worker::new(core, relays, socket.clone(), board, index);
+        let kernel = kernel.map(WorkerKernel::new);
+        let worker = Worker::new(core, relays, socket.clone(), board, index, kernel);
         let worker: SharedWorker = Rc::new(RefCell::new(worker));
         tokio::task::spawn_local(accept::tcp(worker.clone(), tcp, rules.clone()));
         if let Some((listener, tls)) = tls {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use turn::{Event, FiveTuple, Server, Transport};
 
 use super::egress::{Egress, StreamQueue};
+use super::kernel::WorkerKernel;
 use super::socket::client_socket::ClientSocket;
 use super::socket::relays::{RelayBinder, Relays};
 use super::stats::{StatsBoard, StreamCounters, WorkerStats};
@@ -40,6 +41,8 @@ pub(crate) struct Worker {
     board: Arc<StatsBoard>,
     index: usize,
     next_publish: Instant,
+    /// The kernel fast path's channels of this worker, when it is on.
+    kernel: Option<WorkerKernel>,
 }
 
 impl Worker {
@@ -49,6 +52,7 @@ impl Worker {
         socket: Rc<ClientSocket>,
         board: Arc<StatsBoard>,
         index: usize,
+        kernel: Option<WorkerKernel>,
     ) -> Self {
         Worker {
             core,
@@ -58,6 +62,7 @@ impl Worker {
             board,
             index,
             next_publish: Instant::now(),
+            kernel,
         }
     }
 
@@ -97,6 +102,9 @@ impl Worker {
     /// due. Returns when to call again.
     pub(crate) fn timer(&mut self, now: Instant) -> Instant {
         self.core.handle_timeout(now);
+        if let Some(kernel) = &mut self.kernel {
+            kernel.poll(&mut self.core, now);
+        }
         if now >= self.next_publish {
             self.publish();
             self.next_publish = now + PUBLISH_EVERY;
@@ -147,6 +155,16 @@ impl Worker {
             match event {
                 Event::RelayClosed(addr) => self.relays.close(addr),
                 Event::RelayUnbound(addr) => self.relays.unbind(addr),
+                Event::Offload(ch) => {
+                    if let Some(kernel) = &mut self.kernel {
+                        kernel.start(&mut self.core, Instant::now(), ch);
+                    }
+                }
+                Event::OffloadEnd(ch) => {
+                    if let Some(kernel) = &mut self.kernel {
+                        kernel.end(&mut self.core, Instant::now(), ch);
+                    }
+                }
             }
         }
     }
@@ -155,10 +173,11 @@ impl Worker {
 
     /// When [`Worker::timer`] is due next.
     pub(crate) fn next_timer(&self) -> Instant {
-        match self.core.poll_timeout() {
-            Some(t) => t.min(self.next_publish),
-            None => self.next_publish,
-        }
+        let kernel = self.kernel.as_ref().and_then(WorkerKernel::next_poll);
+        [self.core.poll_timeout(), kernel]
+            .into_iter()
+            .flatten()
+            .fold(self.next_publish, Instant::min)
     }
 
     /// The relay sockets (to map readiness events to sockets).
