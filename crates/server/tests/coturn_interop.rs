@@ -16,7 +16,7 @@ mod turn_driver;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Guard, Switchboard, free_port, run_with_timeout};
+use support::{Guard, Switchboard, free_port, loss, run_with_timeout};
 use turn_driver::Binary;
 
 const SECRET: &str = "interop-secret";
@@ -47,35 +47,6 @@ fn echo_peer_on(ip: &str) -> (Guard, u16) {
         .expect("spawn turnutils_peer (is coturn installed? scripts/test installs it)");
     std::thread::sleep(Duration::from_millis(200));
     (Guard(child), port)
-}
-
-/// Parses `Total lost packets N (P%)` and the message counts from the
-/// client's output. It exits 0 even at 100 % loss, so this is the verdict.
-fn loss(output: &str) -> (u64, u64, u64) {
-    let lost_line = output
-        .lines()
-        .find(|l| l.contains("Total lost packets"))
-        .unwrap_or_else(|| panic!("no loss line in turnutils_uclient output:\n{output}"));
-    let lost: u64 = lost_line
-        .split("Total lost packets")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("lost count");
-    let totals = output
-        .lines()
-        .rev()
-        .find(|l| l.contains("tot_send_msgs=") && !l.contains("msz="))
-        .unwrap_or_else(|| panic!("no totals line:\n{output}"));
-    let num = |key: &str| -> u64 {
-        totals
-            .split(key)
-            .nth(1)
-            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse().ok())
-            .expect("count")
-    };
-    (lost, num("tot_send_msgs="), num("tot_recv_msgs="))
 }
 
 /// Relays `-m 4` clients × 200 messages of 100 bytes through the server.

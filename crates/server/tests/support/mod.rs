@@ -136,3 +136,32 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> String {
     s.push_str(&String::from_utf8_lossy(&out.stderr));
     s
 }
+
+/// Parses `Total lost packets N (P%)` and the message counts from the
+/// client's output. It exits 0 even at 100 % loss, so this is the verdict.
+pub fn loss(output: &str) -> (u64, u64, u64) {
+    let lost_line = output
+        .lines()
+        .find(|l| l.contains("Total lost packets"))
+        .unwrap_or_else(|| panic!("no loss line in turnutils_uclient output:\n{output}"));
+    let lost: u64 = lost_line
+        .split("Total lost packets")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("lost count");
+    let totals = output
+        .lines()
+        .rev()
+        .find(|l| l.contains("tot_send_msgs=") && !l.contains("msz="))
+        .unwrap_or_else(|| panic!("no totals line:\n{output}"));
+    let num = |key: &str| -> u64 {
+        totals
+            .split(key)
+            .nth(1)
+            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .expect("count")
+    };
+    (lost, num("tot_send_msgs="), num("tot_recv_msgs="))
+}
