@@ -243,7 +243,9 @@ fn channels_relay_in_the_kernel_without_loss_and_obey_max_bps() {
         assert!(sent >= 2400, "{out}");
         assert!(most >= 4, "the kernel held {most} channels (4 clients)");
         let kernel = lab.metric("switchboard_turn_kernel_relayed_packets_total");
-        eprintln!("no cap: sent {sent}, lost {lost}, kernel held up to {most} channels, relayed {kernel} datagrams");
+        eprintln!(
+            "no cap: sent {sent}, lost {lost}, kernel held up to {most} channels, relayed {kernel} datagrams"
+        );
         // Each message is relayed twice (to the echo and back); the first
         // ones before the channel is bound go through userspace.
         assert!(

@@ -113,7 +113,7 @@ impl WorkerKernel {
 
     /// The core offers `ch`: relay it in the kernel with the budget the
     /// core grants. A channel the kernel cannot take (table full, the peer
-    /// on another entry) stays in userspace.
+    /// on another entry) stays in userspace, and the core is told.
     pub(crate) fn start(&mut self, core: &mut Server, now: Instant, ch: OffloadChannel) {
         let budget =
             core.handle_offload_report(now, ch.client, ch.channel, OffloadReport::default());
@@ -127,8 +127,11 @@ impl WorkerKernel {
                 self.channels
                     .insert((ch.client, ch.channel), Counters::default());
             }
-            Err(e) => tracing::debug!(channel = ch.channel, client = %ch.client.client, error = %e,
-                "channel stays in userspace"),
+            Err(e) => {
+                tracing::debug!(channel = ch.channel, client = %ch.client.client, error = %e,
+                    "channel stays in userspace");
+                core.handle_offload_refused(ch.client, ch.channel);
+            }
         }
     }
 

@@ -180,6 +180,23 @@ impl Server {
         budget
     }
 
+    /// The driver could not take `channel` of `client` (e.g. its table is
+    /// full): the channel stays with the core, and no longer counts as
+    /// offloaded (no `OffloadEnd` follows).
+    pub fn handle_offload_refused(&mut self, client: FiveTuple, channel: u16) {
+        let Some(channels) = self.offloaded.by_client.get_mut(&client) else {
+            return;
+        };
+        let before = channels.len();
+        channels.retain(|c| c.channel != channel);
+        let removed = before - channels.len();
+        if channels.is_empty() {
+            self.offloaded.by_client.remove(&client);
+        }
+        self.offloaded.count -= removed;
+        self.stats.offloaded_channels -= removed as u64;
+    }
+
     /// Channels offloaded now.
     pub fn offloaded_channels(&self) -> usize {
         self.offloaded.count

@@ -105,6 +105,28 @@ fn deleting_or_expiring_the_allocation_ends_its_channels_first() {
 }
 
 #[test]
+fn a_channel_the_driver_refuses_stays_with_the_core() {
+    let mut net = Net::new(offloading());
+    let c = net.add_user("alice", "secret");
+    net.allocate(c);
+    let peer = addr("8.8.8.8:53");
+    net.run(c, |cl, now| {
+        cl.channel_bind(now, peer).unwrap();
+    });
+    assert_eq!(offloads(&net.take_server_events()).len(), 1);
+    let ft = net.ft(c);
+    net.server.handle_offload_refused(ft, 0x4000);
+    assert_eq!(net.server.offloaded_channels(), 0);
+    assert_eq!(net.server.stats().offloaded_channels, 0);
+    // The core relays it, and its end is no event for the driver.
+    assert!(net.send(c, peer, b"in userspace").is_some());
+    net.run(c, |cl, now| {
+        cl.refresh(now, secs(0)).unwrap();
+    });
+    assert_eq!(offloads(&net.take_server_events()), []);
+}
+
+#[test]
 fn only_udp_clients_of_the_peers_family_are_offloaded() {
     // Off by default.
     let mut net = Net::new(config());
