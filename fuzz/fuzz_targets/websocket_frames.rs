@@ -17,7 +17,9 @@ fn run(data: &[u8], step: usize) -> (Vec<Event>, Option<FrameError>) {
     let mut events = Vec::new();
     for mut chunk in data.chunks(step.max(1)) {
         while !chunk.is_empty() {
-            match dec.decode(&mut chunk) {
+            let result = dec.decode(&mut chunk);
+            assert!(dec.buffered() <= LIMITS.max_text, "holds more than max_text");
+            match result {
                 Ok(Some(e)) => events.push(e),
                 Ok(None) => {}
                 Err(e) => return (events, Some(e)),

@@ -204,6 +204,12 @@ impl Decoder {
         }
     }
 
+    /// Bytes held for the text being assembled (its reserved capacity):
+    /// never more than [`Limits::max_text`].
+    pub fn buffered(&self) -> usize {
+        self.text.capacity()
+    }
+
     /// Consumes bytes from the front of `input` until one event is complete
     /// (returned, with `input` advanced past it) or `input` is used up
     /// (`Ok(None)`). Call again while `input` is not empty. After an error
@@ -350,8 +356,9 @@ impl Decoder {
                 msg.keep = false;
                 self.text = Vec::new();
             } else {
-                // Within max_text, so bounded: reserve this frame once.
-                self.text.reserve(usize::try_from(len).unwrap_or(0));
+                // Within max_text, so bounded: reserve this frame once,
+                // exactly (amortized growth could double it past max_text).
+                self.text.reserve_exact(usize::try_from(len).unwrap_or(0));
             }
         }
         Ok(())

@@ -126,6 +126,31 @@ fn nothing_is_kept_after_a_large_message() {
 }
 
 #[test]
+fn fragments_never_reserve_more_than_the_limit() {
+    let limits = Limits {
+        max_text: 65_000,
+        max_message: 1 << 20,
+    };
+    let mut dec = Decoder::new(limits);
+    let mut wire = frame(0x01, &[b'a'; 40_000]);
+    wire.extend(frame(0x80, &[b'b'; 25_000]));
+    let mut input: &[u8] = &wire;
+    let mut most = 0;
+    while !input.is_empty() {
+        let (mut chunk, rest) = input.split_at(input.len().min(512));
+        input = rest;
+        while !chunk.is_empty() {
+            dec.decode(&mut chunk).unwrap();
+        }
+        most = most.max(dec.text.capacity());
+    }
+    assert!(
+        most <= 65_000,
+        "reserved {most} bytes for a 65 000-byte message"
+    );
+}
+
+#[test]
 fn oversized_text_is_skipped_and_reported_and_the_stream_goes_on() {
     let mut dec = Decoder::new(LIMITS);
     let big = vec![b'x'; 256 * 1024];
