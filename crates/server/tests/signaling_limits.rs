@@ -432,3 +432,56 @@ async fn wss_knows_the_client_address_and_applies_the_limit() -> TestResult {
     let _ = std::fs::remove_dir_all(&dir);
     result?
 }
+
+/// A client that stops reading while messages keep coming is dropped once
+/// its outbox is full: the others see it leave, and its connection really
+/// ends (its --max-ws-per-ip slot comes back), although its socket never
+/// took the data waiting for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_dropped_and_its_slot_given_back() -> TestResult {
+    let port = start(&["--max-ws-per-ip", "1"]).await?;
+    let mut stuck = connect(port).await?;
+    let joined = join(&mut stuck, "stuck-reader", "Stuck").await?;
+    let to = joined["you"].clone();
+    // Five senders from other addresses, each within its message rate
+    // burst (200): 950 messages of 60 KiB, more than the socket buffers
+    // (a few MiB on loopback) and the 512-message outbox hold.
+    let mut senders = Vec::new();
+    for i in 0..5u8 {
+        let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10 + i));
+        let mut ws = connect_from(port, from)
+            .await?
+            .map_err(|(s, b)| format!("refused: {s} {b}"))?;
+        join(&mut ws, "stuck-reader", &format!("Sender{i}")).await?;
+        senders.push(ws);
+    }
+    let big = "x".repeat(60 * 1024);
+    for ws in &mut senders {
+        for _ in 0..190 {
+            ws.feed(Message::text(
+                json!({"type":"message","to":to,"data":big}).to_string(),
+            ))
+            .await?;
+        }
+        ws.flush().await?;
+    }
+    // The first sender sees the stuck one leave.
+    let left = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let m = recv(&mut senders[0]).await?;
+            if m["type"] == "peer-left" && m["id"] == to {
+                return Ok::<_, Error>(());
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(left, Ok(Ok(()))),
+        "the stuck reader was not dropped: {left:?}"
+    );
+    // And its connection is gone from the server: the one slot of its
+    // address is free again.
+    let _again = connect_once_freed(port).await?;
+    drop(stuck);
+    Ok(())
+}

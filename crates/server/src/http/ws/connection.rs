@@ -29,6 +29,10 @@ const READS_PER_POLL: usize = 32;
 /// Outbox messages are encoded until this many bytes wait to be written.
 const WRITE_BATCH: usize = 16 * 1024;
 
+/// Reading stops while this much waits to be written (pongs a client that
+/// does not read makes us queue, say): what it sends then waits in TCP.
+const MAX_UNWRITTEN: usize = 64 * 1024;
+
 /// Status code of a close the hub asked for (the reason says why).
 const HUB_CLOSE_CODE: u16 = 4000;
 
@@ -89,7 +93,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G> Connection<S, G> {
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Step {
         let mut chunk = [0u8; READ_CHUNK];
         for _ in 0..READS_PER_POLL {
-            if self.closed {
+            if self.closed || self.out.len().saturating_sub(self.written) >= MAX_UNWRITTEN {
+                // The write side wakes us when the socket takes more.
                 return Step::Continue;
             }
             let mut buf = ReadBuf::new(&mut chunk);
@@ -188,6 +193,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G> Connection<S, G> {
         Step::Continue
     }
 
+    /// Whether the hub still wants this connection (the ticker kills one
+    /// whose close grace is over, a full outbox kills a stuck one);
+    /// registers the task to be woken when that changes or a message waits.
+    fn poll_alive(&mut self, cx: &mut Context<'_>) -> Step {
+        let mut s = self.signaling.lock();
+        let Some(outbox) = s.outboxes.get_mut(&self.id) else {
+            return Step::End;
+        };
+        if matches!(outbox.state, State::Gone) {
+            return Step::End;
+        }
+        if !outbox
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            outbox.waker = Some(cx.waker().clone());
+        }
+        Step::Continue
+    }
+
     /// Writes `out`, refilling it from the outbox, while the socket takes it.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Step {
         loop {
@@ -231,6 +257,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin, G: Unpin> Future for Connection<S, G> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        if let Step::End = this.poll_alive(cx) {
+            return Poll::Ready(());
+        }
         if let Step::End = this.poll_read(cx) {
             return Poll::Ready(());
         }
