@@ -115,6 +115,10 @@ impl WorkerKernel {
     /// core grants. A channel the kernel cannot take (table full, the peer
     /// on another entry) stays in userspace, and the core is told.
     pub(crate) fn start(&mut self, core: &mut Server, now: Instant, ch: OffloadChannel) {
+        if !core.is_offloaded(&ch) {
+            // Ended in the same batch as it began.
+            return;
+        }
         let budget =
             core.handle_offload_report(now, ch.client, ch.channel, OffloadReport::default());
         let entry = Channel {
@@ -130,7 +134,7 @@ impl WorkerKernel {
             Err(e) => {
                 tracing::debug!(channel = ch.channel, client = %ch.client.client, error = %e,
                     "channel stays in userspace");
-                core.handle_offload_refused(ch.client, ch.channel);
+                core.handle_offload_refused(&ch);
             }
         }
     }

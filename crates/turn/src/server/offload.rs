@@ -180,18 +180,28 @@ impl Server {
         budget
     }
 
-    /// The driver could not take `channel` of `client` (e.g. its table is
-    /// full): the channel stays with the core, and no longer counts as
-    /// offloaded (no `OffloadEnd` follows).
-    pub fn handle_offload_refused(&mut self, client: FiveTuple, channel: u16) {
-        let Some(channels) = self.offloaded.by_client.get_mut(&client) else {
+    /// Whether `ch` is offloaded now. A driver handling a batch of events
+    /// late checks it before taking an `Event::Offload`: the channel may
+    /// have ended (and another begun) since.
+    pub fn is_offloaded(&self, ch: &OffloadChannel) -> bool {
+        self.offloaded
+            .by_client
+            .get(&ch.client)
+            .is_some_and(|v| v.contains(ch))
+    }
+
+    /// The driver could not take `ch` (e.g. its table is full): the
+    /// channel stays with the core, and no longer counts as offloaded (no
+    /// `OffloadEnd` follows).
+    pub fn handle_offload_refused(&mut self, ch: &OffloadChannel) {
+        let Some(channels) = self.offloaded.by_client.get_mut(&ch.client) else {
             return;
         };
         let before = channels.len();
-        channels.retain(|c| c.channel != channel);
+        channels.retain(|c| c != ch);
         let removed = before - channels.len();
         if channels.is_empty() {
-            self.offloaded.by_client.remove(&client);
+            self.offloaded.by_client.remove(&ch.client);
         }
         self.offloaded.count -= removed;
         self.stats.offloaded_channels -= removed as u64;

@@ -114,8 +114,15 @@ fn a_channel_the_driver_refuses_stays_with_the_core() {
         cl.channel_bind(now, peer).unwrap();
     });
     assert_eq!(offloads(&net.take_server_events()).len(), 1);
-    let ft = net.ft(c);
-    net.server.handle_offload_refused(ft, 0x4000);
+    let ch = OffloadChannel {
+        client: net.ft(c),
+        channel: 0x4000,
+        relay: net.client(c).relayed().unwrap(),
+        peer,
+    };
+    assert!(net.server.is_offloaded(&ch));
+    net.server.handle_offload_refused(&ch);
+    assert!(!net.server.is_offloaded(&ch));
     assert_eq!(net.server.offloaded_channels(), 0);
     assert_eq!(net.server.stats().offloaded_channels, 0);
     // The core relays it, and its end is no event for the driver.
