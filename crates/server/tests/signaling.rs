@@ -23,22 +23,7 @@ const SECRET: &str = "test-secret";
 
 /// Starts the router on a free loopback port with extra flags; returns the port.
 async fn start(extra: &[&str]) -> Result<u16, Error> {
-    let mut args = vec!["switchboard", "--turn-listen", "127.0.0.1:3478"];
-    args.extend_from_slice(extra);
-    let config = config::Config::load_from(args)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    let ctx = http::HttpContext {
-        config: Arc::new(config),
-        turn_secret: Arc::from(SECRET),
-        tls: None,
-        turn_handoff: None,
-        turns_port: None,
-        draining: tokio::sync::watch::channel(false).1,
-        signaling_stats: Default::default(),
-    };
-    tokio::spawn(http::serve_listener(listener, ctx, std::future::pending()));
-    Ok(port)
+    ws_client::start_router(extra).await
 }
 
 /// Like [`start`] with a heartbeat of 200 ms ping / 700 ms timeout.

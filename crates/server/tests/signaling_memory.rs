@@ -11,13 +11,11 @@
 // and `serde_json::Value[key]` yields `Null` for a missing key (no panic).
 #![allow(dead_code, clippy::indexing_slicing)]
 
-use switchboard::{config, http};
 mod ws_client;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -41,20 +39,7 @@ const MAX_BYTES_PER_IDLE_CONNECTION: u64 = 24 * 1024;
 
 /// Starts the router on a free loopback port; returns the port.
 async fn start() -> Result<u16, Error> {
-    let config = config::Config::load_from(["switchboard", "--turn-listen", "127.0.0.1:3478"])?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    let ctx = http::HttpContext {
-        config: Arc::new(config),
-        turn_secret: Arc::from("test-secret"),
-        tls: None,
-        turn_handoff: None,
-        turns_port: None,
-        draining: tokio::sync::watch::channel(false).1,
-        signaling_stats: Default::default(),
-    };
-    tokio::spawn(http::serve_listener(listener, ctx, std::future::pending()));
-    Ok(port)
+    ws_client::start_router(&[]).await
 }
 
 /// A client with small buffers (the default 128 KiB ones would make 1 000

@@ -1,5 +1,6 @@
 //! A signaling client for the WebSocket tests: send JSON, receive JSON
-//! (skipping pings) within a bounded wait, expect errors and joins.
+//! (skipping pings) within a bounded wait, expect errors and joins; and the
+//! signaling server they talk to, in this process.
 
 #![allow(dead_code)]
 
@@ -57,4 +58,30 @@ pub async fn join(ws: &mut Ws, room: &str, name: &str) -> Result<Value, Error> {
     assert_eq!(m["type"], "joined", "{m}");
     assert_eq!(m["room"], room, "{m}");
     Ok(m)
+}
+
+/// Starts the HTTP/signaling router in this process on a free loopback
+/// port, configured by `extra` flags (TURN secret `test-secret`, no TLS);
+/// returns the port.
+pub async fn start_router(extra: &[&str]) -> Result<u16, Error> {
+    let mut args = vec!["switchboard", "--turn-listen", "127.0.0.1:3478"];
+    args.extend_from_slice(extra);
+    let config = switchboard::config::Config::load_from(args)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let ctx = switchboard::http::HttpContext {
+        config: std::sync::Arc::new(config),
+        turn_secret: std::sync::Arc::from("test-secret"),
+        tls: None,
+        turn_handoff: None,
+        turns_port: None,
+        draining: tokio::sync::watch::channel(false).1,
+        signaling_stats: Default::default(),
+    };
+    tokio::spawn(switchboard::http::serve_listener(
+        listener,
+        ctx,
+        std::future::pending(),
+    ));
+    Ok(port)
 }
