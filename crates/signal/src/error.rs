@@ -1,10 +1,18 @@
 //! The one error type of the signaling hub, and the wire codes it maps to.
 
-use serde::Serialize;
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
 
 use crate::token::TokenError;
 
 /// The `code` of an `error` message (see `docs/protocol.md`).
+///
+/// Deserializes from the codes of this protocol version only: a code it
+/// does not know (from a newer server) is an error, `unknown error code
+/// "…"`, not a catch-all variant. So the enum stays `Copy`, indexes
+/// [`ErrorCode::ALL`] (the hub's counters) and serializes only real codes;
+/// a client that meets such a frame gets `bad-message` from
+/// [`parse_server_message`](crate::parse_server_message) naming the code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorCode {
@@ -89,9 +97,24 @@ impl ErrorCode {
         }
     }
 
+    /// The code whose wire spelling is `code` (`bad-json` → [`ErrorCode::BadJson`]).
+    pub fn from_code(code: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+
     /// The position of this code in [`ErrorCode::ALL`].
     pub fn index(self) -> usize {
         self as usize
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(deserializer)?;
+        ErrorCode::from_code(&code).ok_or_else(|| {
+            let shown: String = code.chars().take(64).collect();
+            de::Error::custom(format_args!("unknown error code {shown:?}"))
+        })
     }
 }
 
@@ -200,6 +223,20 @@ mod tests {
             assert_eq!(code.index(), i);
             let json = serde_json::to_string(code).unwrap_or_default();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
+            let back: Result<ErrorCode, _> = serde_json::from_str(&json);
+            assert_eq!(back.ok(), Some(*code));
+            assert_eq!(ErrorCode::from_code(code.as_str()), Some(*code));
         }
+    }
+
+    #[test]
+    fn unknown_codes_are_a_clear_error() {
+        assert_eq!(ErrorCode::from_code("Bad-Json"), None);
+        let e = serde_json::from_str::<ErrorCode>("\"kicked\"").err();
+        assert_eq!(
+            e.map(|e| e.to_string()).as_deref(),
+            Some("unknown error code \"kicked\"")
+        );
+        assert!(serde_json::from_str::<ErrorCode>("5").is_err());
     }
 }

@@ -206,7 +206,12 @@ impl Hub {
         let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
         conns.sort();
         for conn in conns {
-            self.send(conn, ServerMessage::Reconnect { reason: "draining" });
+            self.send(
+                conn,
+                ServerMessage::Reconnect {
+                    reason: "draining".into(),
+                },
+            );
         }
     }
 

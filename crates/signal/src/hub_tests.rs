@@ -414,7 +414,10 @@ fn join_msg(room: &str, name: &str, extra: serde_json::Value) -> String {
     m.to_string()
 }
 
-fn first_error(outs: &[Output], conn: ConnId) -> Option<(ErrorCode, Option<&'static str>)> {
+fn first_error(
+    outs: &[Output],
+    conn: ConnId,
+) -> Option<(ErrorCode, Option<std::borrow::Cow<'static, str>>)> {
     sent_to(outs, conn).into_iter().find_map(|m| match m {
         ServerMessage::Error { code, reason, .. } => Some((code, reason)),
         _ => None,
@@ -463,7 +466,7 @@ fn token_mode_checks_tokens_and_applies_claims() {
         let outs = drain(&mut hub);
         assert_eq!(
             first_error(&outs, c),
-            Some((ErrorCode::Unauthorized, Some(reason))),
+            Some((ErrorCode::Unauthorized, Some(reason.into()))),
             "{reason}"
         );
         assert!(
@@ -564,12 +567,17 @@ fn drain_tells_everyone_refuses_joins_and_keeps_relaying() {
     for c in [a, b, idle] {
         assert_eq!(
             sent_to(&outs, c),
-            vec![ServerMessage::Reconnect { reason: "draining" }],
+            vec![ServerMessage::Reconnect {
+                reason: "draining".into()
+            }],
             "{c:?}"
         );
     }
     assert_eq!(
-        ServerMessage::Reconnect { reason: "draining" }.to_json(),
+        ServerMessage::Reconnect {
+            reason: "draining".into()
+        }
+        .to_json(),
         r#"{"type":"reconnect","reason":"draining"}"#
     );
     let outs = join(&mut hub, late, "r", "Late", now);

@@ -21,5 +21,5 @@ pub use limit::{RateLimit, TokenBucket};
 pub use protocol::{
     ClientMessage, IceServer, IceServers, LeaveReason, MAX_NAME_CHARS, MAX_ROOM_LEN,
     PROTOCOL_VERSION, PeerId, PeerInfo, RawData, RelayKind, ServerMessage, SharedIceServer,
-    TurnCredential, check_name, check_room, parse_client_message,
+    TurnCredential, check_name, check_room, parse_client_message, parse_server_message,
 };

@@ -4,6 +4,9 @@
 //! over hand-written frames and many mutated ones.
 
 use super::*;
+use crate::error::ErrorCode;
+use crate::protocol::ServerMessage;
+use serde::de::{MapAccess, Visitor};
 use serde_json::Value;
 
 /// The parser as it was before `data` was kept as text (issue 15), with its
