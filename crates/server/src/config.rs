@@ -305,6 +305,16 @@ pub enum Command {
     /// Print a configuration file with every key, its meaning and its
     /// default (the Debian package installs it as /etc/switchboard/switchboard.toml).
     ConfigTemplate,
+    /// Send files to every browser or peer in ROOM (a native peer over the
+    /// app's file channel).
+    Send(crate::peer_cli::SendArgs),
+    /// Receive files sent to us in ROOM; each is kept only if its SHA-256 matches.
+    Recv(crate::peer_cli::RecvArgs),
+    /// Chat in ROOM from the terminal: stdin lines out, the room's chat on stdout.
+    Chat(crate::peer_cli::ChatArgs),
+    /// Pipe stdin to the other native peers in ROOM and theirs to stdout,
+    /// one message per line (`--unreliable` for telemetry and game state).
+    Pipe(crate::peer_cli::PipeArgs),
 }
 
 /// `switchboard invite ROOM`.

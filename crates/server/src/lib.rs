@@ -15,6 +15,7 @@ pub mod config;
 pub mod http;
 pub mod invite;
 pub mod metrics;
+pub mod peer_cli;
 pub mod per_address;
 pub mod tls;
 pub mod turn_server;

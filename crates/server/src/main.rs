@@ -32,6 +32,24 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         };
     }
+    if let Some(cmd) = peer_command(&config) {
+        // The peer logs warnings only (to stderr), unless --log says more.
+        let level = if config.log == Config::default().log {
+            "warn"
+        } else {
+            config.log.as_str()
+        };
+        if let Ok(filter) = EnvFilter::try_new(level) {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_env_filter(filter)
+                .init();
+        }
+        return match switchboard::peer_cli::run(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        };
+    }
     let filter = match EnvFilter::try_new(&config.log) {
         Ok(f) => f,
         Err(e) => return fail(&anyhow::anyhow!("--log {:?}: {e}", config.log)),
@@ -53,6 +71,18 @@ fn main() -> ExitCode {
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
+    }
+}
+
+/// The peer subcommand, if one was given.
+fn peer_command(config: &Config) -> Option<switchboard::peer_cli::PeerCommand> {
+    use switchboard::peer_cli::PeerCommand;
+    match config.command.clone()? {
+        Command::Send(a) => Some(PeerCommand::Send(a)),
+        Command::Recv(a) => Some(PeerCommand::Recv(a)),
+        Command::Chat(a) => Some(PeerCommand::Chat(a)),
+        Command::Pipe(a) => Some(PeerCommand::Pipe(a)),
+        Command::Invite(_) | Command::ConfigTemplate => None,
     }
 }
 

@@ -1,0 +1,119 @@
+//! `switchboard chat`: the room's chat on stdin/stdout, one line a
+//! message, as `NAME: text`; joins and leaves as `* NAME joined`.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use peer::driver::{App, Flow};
+use peer::{Channel, Event, LinkEvent, Session};
+use signal::PeerId;
+
+/// The chat client.
+#[derive(Default)]
+pub struct Chat {
+    open: HashSet<PeerId>,
+    names: std::collections::HashMap<PeerId, String>,
+    closing: Option<Instant>,
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn name_of(session: &Session, id: &PeerId) -> String {
+    session
+        .members()
+        .find(|(p, _, _)| *p == id)
+        .map(|(_, n, _)| n.to_owned())
+        .unwrap_or_else(|| id.to_string())
+}
+
+impl App for Chat {
+    fn on_event(&mut self, _now: Instant, session: &mut Session, event: &Event) -> Flow {
+        match event {
+            Event::Joined { peers, .. } => {
+                say(&format!("* joined, {} other(s) here", peers.len()));
+            }
+            Event::PeerJoined(p) => say(&format!("* {} joined", p.name)),
+            Event::PeerLeft { id, .. } => {
+                self.open.remove(id);
+                let name = self.names.remove(id).unwrap_or_else(|| id.to_string());
+                say(&format!("* {name} left"));
+            }
+            Event::Link { peer, event } => match event {
+                LinkEvent::ChannelOpen(Channel::Chat) => {
+                    self.open.insert(peer.clone());
+                    let name = name_of(session, peer);
+                    say(&format!("* connected to {name}"));
+                    self.names.insert(peer.clone(), name);
+                }
+                LinkEvent::Data {
+                    channel: Channel::Chat,
+                    binary: false,
+                    data,
+                } => {
+                    if let Some(text) = std::str::from_utf8(data)
+                        .ok()
+                        .and_then(peer::chat::parse_chat)
+                    {
+                        say(&format!("{}: {text}", name_of(session, peer)));
+                    }
+                }
+                LinkEvent::Failed => say(&format!("* lost {}", name_of(session, peer))),
+                _ => {}
+            },
+            _ => {}
+        }
+        Flow::Continue
+    }
+
+    fn on_input(&mut self, now: Instant, session: &mut Session, bytes: Option<Vec<u8>>) -> Flow {
+        let Some(line) = bytes else {
+            // End of input: let what was written go out, then leave.
+            self.closing = Some(now + Duration::from_secs(5));
+            return Flow::Continue;
+        };
+        let text = String::from_utf8_lossy(&line);
+        if text.trim().is_empty() {
+            return Flow::Continue;
+        }
+        let json = peer::chat::chat_json(&text);
+        let mut sent = 0;
+        for id in self.open.clone() {
+            if session.write(now, &id, Channel::Chat, false, json.as_bytes()) {
+                sent += 1;
+            }
+        }
+        if sent == 0 {
+            eprintln!("switchboard: nobody to chat with yet; not sent");
+        }
+        Flow::Continue
+    }
+
+    fn poll(&mut self, now: Instant, session: &mut Session) -> Flow {
+        match self.closing {
+            Some(deadline) => {
+                let pending: usize = self
+                    .open
+                    .clone()
+                    .iter()
+                    .map(|id| session.buffered(id, Channel::Chat))
+                    .sum();
+                if pending == 0 || now >= deadline {
+                    Flow::Done
+                } else {
+                    Flow::Continue
+                }
+            }
+            None => Flow::Continue,
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.closing
+            .map(|_| Instant::now() + Duration::from_millis(50))
+    }
+}
