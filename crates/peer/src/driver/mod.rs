@@ -72,6 +72,8 @@ pub struct Options {
     pub unreliable_pipe: bool,
     /// How to trust a `wss://` server.
     pub trust: Trust,
+    /// Which TURN transports to use (`None`: every one offered).
+    pub turn_transport: Option<crate::ice_servers::UrlKind>,
     /// Give up when no peer link is up this long after the first peer
     /// appeared (str0m itself never fails).
     pub connect_timeout: Duration,
@@ -168,7 +170,11 @@ pub async fn run<A: App>(
                 progressed = true;
                 match &ev {
                     Event::IceServers(urls) => {
-                        for u in urls {
+                        let wanted = |k: crate::ice_servers::UrlKind| match opts.turn_transport {
+                            Some(only) => k == crate::ice_servers::UrlKind::Stun || k == only,
+                            None => true,
+                        };
+                        for u in urls.iter().filter(|u| wanted(u.kind)) {
                             for addr in resolve(&u.host, u.port).await {
                                 session.add_server(now, u, addr);
                             }

@@ -46,9 +46,21 @@ pub struct PeerArgs {
     /// `switchboard --tls-self-signed` prints it) and no other.
     #[arg(long)]
     pub fingerprint: Option<String>,
+    /// TURN over `udp` or `tcp` only (default: whichever the server offers).
+    #[arg(long, value_enum)]
+    pub turn_transport: Option<TurnTransport>,
     /// Give up when no peer connection comes up this long after a peer is there.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
+}
+
+/// `--turn-transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TurnTransport {
+    /// TURN over UDP only.
+    Udp,
+    /// TURN over TCP only.
+    Tcp,
 }
 
 /// `switchboard send ROOM FILE…`.
@@ -189,6 +201,10 @@ async fn drive<A: App>(
             ca_files: args.ca.clone(),
             fingerprint: args.fingerprint.clone(),
         },
+        turn_transport: args.turn_transport.map(|t| match t {
+            TurnTransport::Udp => peer::ice_servers::UrlKind::TurnUdp,
+            TurnTransport::Tcp => peer::ice_servers::UrlKind::TurnTcp,
+        }),
         connect_timeout: args.connect_timeout,
     };
     peer::driver::run(opts, app, input).await?;
