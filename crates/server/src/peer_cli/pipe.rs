@@ -14,6 +14,8 @@ use signal::PeerId;
 
 /// Messages queued for peers whose channel is not open yet, at most.
 const BACKLOG: usize = 100_000;
+/// Bytes a channel may hold unsent before the pipe waits.
+const SEND_BUFFER: usize = 64 * 1024;
 
 /// The pipe.
 #[derive(Default)]
@@ -25,6 +27,8 @@ pub struct Pipe {
     dropped: u64,
     closing: Option<Instant>,
     saw_peer: bool,
+    /// Peers that already took the message at the front of the backlog.
+    took_front: HashSet<PeerId>,
 }
 
 impl Pipe {
@@ -41,18 +45,21 @@ impl Pipe {
             return;
         }
         while let Some(msg) = self.backlog.front() {
-            let mut all = true;
             for id in &self.open {
-                if session.buffered(id, Channel::Pipe) > 1024 * 1024
+                if self.took_front.contains(id) {
+                    continue;
+                }
+                // A small send buffer: an unreliable channel abandons what
+                // waits too long in it.
+                if session.buffered(id, Channel::Pipe) > SEND_BUFFER
                     || !session.write(now, id, Channel::Pipe, true, msg)
                 {
-                    all = false;
+                    // Later, to the peers that have not taken it yet.
+                    return;
                 }
+                self.took_front.insert(id.clone());
             }
-            if !all {
-                // Retry the whole message later only if nobody took it.
-                return;
-            }
+            self.took_front.clear();
             self.backlog.pop_front();
             self.sent += 1;
         }
@@ -86,6 +93,7 @@ impl App for Pipe {
             }
             Event::PeerLeft { id, .. } => {
                 self.open.remove(id);
+                self.took_front.remove(id);
                 if self.saw_peer && self.open.is_empty() {
                     let _ = std::io::stdout().flush();
                     return Flow::Done;
@@ -106,6 +114,9 @@ impl App for Pipe {
                 }
                 self.send_all(now, session);
             }
+            // A pure receiver (stdin empty, e.g. </dev/null) keeps
+            // receiving until the senders leave.
+            None if self.sent == 0 && self.backlog.is_empty() => {}
             None => self.closing = Some(now),
         }
         Flow::Continue
