@@ -797,3 +797,7 @@ impl Session {
 
 /// How long a driver may sleep when nothing is due.
 pub const IDLE: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
