@@ -491,6 +491,11 @@ impl Session {
             }
             return;
         }
+        // A loopback socket reaches only loopback (the kernel refuses the
+        // rest); str0m pairs every local candidate with every remote one.
+        if source.ip().is_loopback() && !to.ip().is_loopback() {
+            return;
+        }
         if self.hosts.contains(&source) {
             self.transmits.push_back(Transmit::Udp {
                 from: source,
@@ -766,6 +771,17 @@ impl Session {
             m.link.restart(now, &mut out);
             self.absorb(now, peer, out);
         }
+    }
+
+    /// Bytes written to data channels and not yet sent, over all links.
+    pub fn buffered_total(&mut self) -> usize {
+        let mut total = 0;
+        for m in self.members.values_mut() {
+            for ch in [Channel::Chat, Channel::File, Channel::Pipe] {
+                total += m.link.buffered(ch);
+            }
+        }
+        total
     }
 
     /// Queues `leave`.

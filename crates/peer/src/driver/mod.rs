@@ -232,7 +232,7 @@ pub async fn run<A: App>(
             Flow::Done => {
                 // What the app wrote last (an `ack`, a chat line) still has
                 // to leave: keep the connections running a moment.
-                linger(&mut session, &mut net, &mut net_rx, now + LINGER).await;
+                linger(&mut session, &mut net, &mut net_rx, now).await;
                 break Ok(());
             }
             Flow::Fail(e) => break Err(DriverError::App(e)),
@@ -294,23 +294,28 @@ pub async fn run<A: App>(
     result
 }
 
-/// How long the driver keeps the connections going after the app is done.
+/// How long the driver keeps the connections going after the app is done:
+/// at least the first, while data channels still hold unsent bytes up to
+/// the second.
 const LINGER: Duration = Duration::from_millis(700);
+const LINGER_MAX: Duration = Duration::from_secs(5);
 
 async fn linger(
     session: &mut Session,
     net: &mut sockets::Sockets,
     net_rx: &mut mpsc::Receiver<NetIn>,
-    until: Instant,
+    start: Instant,
 ) {
     loop {
         let now = Instant::now();
         while let Some(t) = session.poll_transmit() {
             net.send(t, now).await;
         }
-        if now >= until {
+        let waited = now.duration_since(start);
+        if waited >= LINGER_MAX || waited >= LINGER && session.buffered_total() == 0 {
             return;
         }
+        let until = now + Duration::from_millis(50);
         let deadline = session.poll_timeout().unwrap_or(until).min(until);
         tokio::select! {
             Some(n) = net_rx.recv() => handle_net(session, net, Instant::now(), n),

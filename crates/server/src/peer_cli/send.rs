@@ -28,6 +28,8 @@ struct Current {
     file: File,
     progress: Progress,
     header_sent: bool,
+    /// The `end` message, made once, until it is written.
+    end: Option<String>,
     end_sent: bool,
 }
 
@@ -108,6 +110,7 @@ impl Send {
             file,
             progress,
             header_sent: false,
+            end: None,
             end_sent: false,
         });
         Ok(())
@@ -146,7 +149,10 @@ impl Send {
             cur.progress.set(cur.out.bytes_sent());
         }
         if !cur.end_sent {
-            let end = cur.out.finish().map_err(|e| e.to_string())?.to_json();
+            if cur.end.is_none() {
+                cur.end = Some(cur.out.finish().map_err(|e| e.to_string())?.to_json());
+            }
+            let end = cur.end.as_deref().unwrap_or_default();
             if !session.write(now, id, Channel::File, false, end.as_bytes()) {
                 self.blocked = true;
                 return Ok(());
