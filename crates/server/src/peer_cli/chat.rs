@@ -1,5 +1,8 @@
 //! `switchboard chat`: the room's chat on stdin/stdout, one line a
-//! message, as `NAME: text`; joins and leaves as `* NAME joined`.
+//! message, as `NAME: text`; joins and leaves as `* NAME joined`. Lines
+//! typed before anyone is connected wait for the first peer; at the end of
+//! input it leaves once they are delivered (exit 1 if nobody came within
+//! [`EOF_WAIT`]).
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -12,10 +15,15 @@ use signal::PeerId;
 /// The chat client.
 #[derive(Default)]
 pub struct Chat {
+    joined: bool,
+    pending: std::collections::VecDeque<String>,
     open: HashSet<PeerId>,
     names: std::collections::HashMap<PeerId, String>,
     closing: Option<Instant>,
 }
+
+/// How long the end of input waits for undelivered lines.
+pub const EOF_WAIT: Duration = Duration::from_secs(10);
 
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -32,9 +40,10 @@ fn name_of(session: &Session, id: &PeerId) -> String {
 }
 
 impl App for Chat {
-    fn on_event(&mut self, _now: Instant, session: &mut Session, event: &Event) -> Flow {
+    fn on_event(&mut self, now: Instant, session: &mut Session, event: &Event) -> Flow {
         match event {
             Event::Joined { peers, .. } => {
+                self.joined = true;
                 say(&format!("* joined, {} other(s) here", peers.len()));
             }
             Event::PeerJoined(p) => say(&format!("* {} joined", p.name)),
@@ -46,6 +55,10 @@ impl App for Chat {
             Event::Link { peer, event } => match event {
                 LinkEvent::ChannelOpen(Channel::Chat) => {
                     self.open.insert(peer.clone());
+                    // Lines typed while nobody was there go to the first peer.
+                    for json in self.pending.drain(..) {
+                        session.write(now, peer, Channel::Chat, false, json.as_bytes());
+                    }
                     let name = name_of(session, peer);
                     say(&format!("* connected to {name}"));
                     self.names.insert(peer.clone(), name);
@@ -73,7 +86,7 @@ impl App for Chat {
     fn on_input(&mut self, now: Instant, session: &mut Session, bytes: Option<Vec<u8>>) -> Flow {
         let Some(line) = bytes else {
             // End of input: let what was written go out, then leave.
-            self.closing = Some(now + Duration::from_secs(5));
+            self.closing = Some(now + EOF_WAIT);
             return Flow::Continue;
         };
         let text = String::from_utf8_lossy(&line);
@@ -88,7 +101,7 @@ impl App for Chat {
             }
         }
         if sent == 0 {
-            eprintln!("switchboard: nobody to chat with yet; not sent");
+            self.pending.push_back(json);
         }
         Flow::Continue
     }
@@ -96,13 +109,20 @@ impl App for Chat {
     fn poll(&mut self, now: Instant, session: &mut Session) -> Flow {
         match self.closing {
             Some(deadline) => {
-                let pending: usize = self
+                let buffered: usize = self
                     .open
                     .clone()
                     .iter()
                     .map(|id| session.buffered(id, Channel::Chat))
                     .sum();
-                if pending == 0 || now >= deadline {
+                if self.joined && self.pending.is_empty() && buffered == 0 {
+                    Flow::Done
+                } else if now >= deadline && !self.pending.is_empty() {
+                    Flow::Fail(format!(
+                        "{} message(s) not delivered: nobody to chat with in the room",
+                        self.pending.len()
+                    ))
+                } else if now >= deadline && self.joined {
                     Flow::Done
                 } else {
                     Flow::Continue
