@@ -14,13 +14,14 @@
 // SWITCHBOARD_BIN (default target/release/switchboard). Every process it
 // starts is stopped by PID; all traffic stays on 127.0.0.1.
 import { spawn, execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, open, rm, readFile, readdir, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchChromium } from '../e2e/lib/browser.js';
 import { joinRoom, waitConnected } from '../e2e/lib/call.js';
+import { writeRandomFile, browserRss } from '../e2e/lib/measure.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const tiny = process.argv.includes('--tiny');
@@ -33,21 +34,6 @@ const log = (m) => console.error(`[peer bench] ${m}`);
 
 function freePorts() {
   return execFileSync(process.execPath, [join(root, 'e2e/lib/free-ports.js')]).toString().trim().split(' ').map(Number);
-}
-
-async function writeRandomFile(path, mib) {
-  const f = await open(path, 'w');
-  const h = createHash('sha256');
-  try {
-    for (let i = 0; i < mib; i++) {
-      const chunk = randomBytes(1024 * 1024);
-      h.update(chunk);
-      await f.write(chunk);
-    }
-  } finally {
-    await f.close();
-  }
-  return h.digest('hex');
 }
 
 /** A native peer under GNU time; resolves {code, err, maxRssKiB, rate}. */
@@ -64,26 +50,6 @@ function native(sub, args) {
     resolve({ code, err, rate: rate ? Number(rate[1]) : null, maxRssKiB: rss ? Number(rss[1]) : null });
   }));
   return { child, done };
-}
-
-async function browserRss(profile) {
-  const procs = new Map();
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const status = await readFile(`/proc/${pid}/status`, 'utf8');
-      const cmd = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replace(/\0/g, ' ');
-      procs.set(Number(pid), { ppid: Number(status.match(/PPid:\s+(\d+)/)?.[1] ?? 0), rss: Number(status.match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) * 1024, cmd });
-    } catch { /* exited */ }
-  }
-  const seen = new Set([...procs].filter(([, p]) => p.cmd.includes(`--user-data-dir=${profile}`) && !p.cmd.includes('--type=')).map(([pid]) => pid));
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const [pid, p] of procs) if (!seen.has(pid) && seen.has(p.ppid)) { seen.add(pid); grew = true; }
-  }
-  let total = 0;
-  for (const pid of seen) total += procs.get(pid)?.rss ?? 0;
-  return total;
 }
 
 /** Samples a browser's RSS; `stop()` gives the peak growth in MiB. */

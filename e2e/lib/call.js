@@ -87,3 +87,18 @@ export async function waitChat(page, text, timeout = 15_000) {
   await page.waitForFunction((t) => [...document.querySelectorAll('#chat-log li:not(.mine) .text')].some((e) => e.textContent === t),
     text, { timeout });
 }
+
+/**
+ * An init script (for addInitScript / evaluateOnNewDocument) that keeps
+ * only TURN-over-TCP URLs in every RTCPeerConnection of the page.
+ */
+export function tcpTurnOnly() {
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (config = {}) {
+    const iceServers = (config.iceServers ?? [])
+      .map((s) => ({ ...s, urls: [].concat(s.urls).filter((u) => u.startsWith('turn:') && u.includes('transport=tcp')) }))
+      .filter((s) => s.urls.length);
+    return new Native({ ...config, iceServers });
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+}

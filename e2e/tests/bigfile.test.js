@@ -4,61 +4,14 @@
 // twice a second, must grow by well under the file size.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { open, rm, readdir, readFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchChromium } from '../lib/browser.js';
 import { roomId, joinRoom, waitConnected } from '../lib/call.js';
+import { writeRandomFile, browserRss } from '../lib/measure.js';
 
 const MIB = Number(process.env.E2E_BIG_FILE_MIB ?? 0);
-
-/** Writes `mib` MiB of random bytes to `path`, returning their SHA-256. */
-async function writeRandomFile(path, mib) {
-  const f = await open(path, 'w');
-  const h = createHash('sha256');
-  try {
-    for (let i = 0; i < mib; i++) {
-      const chunk = randomBytes(1024 * 1024);
-      h.update(chunk);
-      await f.write(chunk);
-    }
-  } finally {
-    await f.close();
-  }
-  return h.digest('hex');
-}
-
-/**
- * Summed resident memory (bytes) of one browser: the process started with
- * `--user-data-dir=<profile>` and all its descendants (renderers, GPU,
- * network and storage services).
- */
-async function browserRss(profile) {
-  const procs = new Map(); // pid -> {ppid, rss, cmd}
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const status = await readFile(`/proc/${pid}/status`, 'utf8');
-      const cmd = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replace(/\0/g, ' ');
-      procs.set(Number(pid), {
-        ppid: Number(status.match(/PPid:\s+(\d+)/)?.[1] ?? 0),
-        rss: Number(status.match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) * 1024,
-        cmd,
-      });
-    } catch { /* exited */ }
-  }
-  const roots = [...procs].filter(([, p]) => p.cmd.includes(`--user-data-dir=${profile}`) && !p.cmd.includes('--type=')).map(([pid]) => pid);
-  const seen = new Set(roots);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const [pid, p] of procs) if (!seen.has(pid) && seen.has(p.ppid)) { seen.add(pid); grew = true; }
-  }
-  let total = 0;
-  for (const pid of seen) total += procs.get(pid)?.rss ?? 0;
-  return total;
-}
 
 test(`a large file (${MIB || "E2E_BIG_FILE_MIB"} MiB) streams through without being held in memory`, { skip: !MIB && 'set E2E_BIG_FILE_MIB to run', timeout: 900_000 }, async () => {
   const path = join(tmpdir(), `switchboard-big-${process.pid}.bin`);

@@ -9,23 +9,14 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { launchChromium } from '../lib/browser.js';
-import { roomId, joinRoom, waitConnected, waitFramesDecoded, peerStats, sendChat, waitChat } from '../lib/call.js';
+import { roomId, joinRoom, waitConnected, waitFramesDecoded, peerStats, sendChat, waitChat, tcpTurnOnly } from '../lib/call.js';
 
 const FILE_SIZE = 5 * 1024 * 1024;
 const TURN = process.env.SWITCHBOARD_TURN ?? '';
 
 /** Makes the page keep only TURN-over-TCP URLs in every RTCPeerConnection. */
 async function tcpOnly(page) {
-  await page.addInitScript(() => {
-    const Native = window.RTCPeerConnection;
-    window.RTCPeerConnection = function (config = {}) {
-      const iceServers = (config.iceServers ?? [])
-        .map((s) => ({ ...s, urls: [].concat(s.urls).filter((u) => u.startsWith('turn:') && u.includes('transport=tcp')) }))
-        .filter((s) => s.urls.length);
-      return new Native({ ...config, iceServers });
-    };
-    window.RTCPeerConnection.prototype = Native.prototype;
-  });
+  await page.addInitScript(tcpTurnOnly);
 }
 
 async function call({ relay, screenshot, tcp = false, file = true }) {

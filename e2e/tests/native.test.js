@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchChromium } from '../lib/browser.js';
 import { launchFirefox, FIREFOX } from '../lib/firefox.js';
-import { BASE, roomId } from '../lib/call.js';
+import { BASE, roomId, tcpTurnOnly } from '../lib/call.js';
 import { startServer } from '../lib/server.js';
 import { mintToken } from '../lib/token.js';
 
@@ -49,18 +49,6 @@ const firefox = {
   upload: async (page, sel, path) => (await page.$(sel)).uploadFile(path),
   waitFn: (page, fn, arg, timeout) => page.waitForFunction(fn, { timeout, polling: 250 }, arg),
 };
-
-/** Makes the page keep only TURN-over-TCP URLs in every RTCPeerConnection (as call.test.js). */
-function tcpOnlyScript() {
-  const Native = window.RTCPeerConnection;
-  window.RTCPeerConnection = function (config = {}) {
-    const iceServers = (config.iceServers ?? [])
-      .map((s) => ({ ...s, urls: [].concat(s.urls).filter((u) => u.startsWith('turn:') && u.includes('transport=tcp')) }))
-      .filter((s) => s.urls.length);
-    return new Native({ ...config, iceServers });
-  };
-  window.RTCPeerConnection.prototype = Native.prototype;
-}
 
 /** Selected pair per peer, read the way both engines report it. */
 function pairsInPage() {
@@ -121,7 +109,7 @@ async function scenario(b, { relay, tcp = false, size }) {
   const t0 = Date.now();
   const lap = (what) => console.log(`${b.name}${relay ? ' relay' : ''}${tcp ? ' tcp' : ''}: ${what} at ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   try {
-    if (tcp) await b.init(page, tcpOnlyScript);
+    if (tcp) await b.init(page, tcpTurnOnly);
     await page.goto(`${BASE}/r/${room}${query}`);
     await b.type(page, '#name', 'Page');
     await page.click('#join');

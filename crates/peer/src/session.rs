@@ -208,6 +208,14 @@ impl Session {
             .map(|(id, m)| (id, m.name.as_str(), m.link.is_connected()))
     }
 
+    /// The name `id` joined with, else its id.
+    pub fn display_name(&self, id: &PeerId) -> String {
+        self.members
+            .get(id)
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| id.to_string())
+    }
+
     /// Counters.
     pub fn stats(&self) -> SessionStats {
         self.stats

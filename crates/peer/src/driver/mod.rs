@@ -116,7 +116,7 @@ pub enum DriverError {
 }
 
 /// Joins, runs `app` until it is done, leaves.
-pub async fn run<A: App>(
+pub async fn run<A: App + ?Sized>(
     opts: Options,
     app: &mut A,
     mut input: Option<mpsc::Receiver<Vec<u8>>>,

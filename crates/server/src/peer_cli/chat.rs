@@ -31,14 +31,6 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-fn name_of(session: &Session, id: &PeerId) -> String {
-    session
-        .members()
-        .find(|(p, _, _)| *p == id)
-        .map(|(_, n, _)| n.to_owned())
-        .unwrap_or_else(|| id.to_string())
-}
-
 impl App for Chat {
     fn on_event(&mut self, now: Instant, session: &mut Session, event: &Event) -> Flow {
         match event {
@@ -59,7 +51,7 @@ impl App for Chat {
                     for json in self.pending.drain(..) {
                         session.write(now, peer, Channel::Chat, false, json.as_bytes());
                     }
-                    let name = name_of(session, peer);
+                    let name = session.display_name(peer);
                     say(&format!("* connected to {name}"));
                     self.names.insert(peer.clone(), name);
                 }
@@ -72,10 +64,10 @@ impl App for Chat {
                         .ok()
                         .and_then(peer::chat::parse_chat)
                     {
-                        say(&format!("{}: {text}", name_of(session, peer)));
+                        say(&format!("{}: {text}", session.display_name(peer)));
                     }
                 }
-                LinkEvent::Failed => say(&format!("* lost {}", name_of(session, peer))),
+                LinkEvent::Failed => say(&format!("* lost {}", session.display_name(peer))),
                 _ => {}
             },
             _ => {}

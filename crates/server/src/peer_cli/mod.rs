@@ -124,66 +124,51 @@ pub fn run(cmd: PeerCommand) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(async move {
-        match cmd {
-            PeerCommand::Send(a) => {
-                let mut app = send::Send::new(&a.files, std::io::stderr().is_terminal())?;
-                drive(
-                    &a.peer,
-                    &[Channel::Chat, Channel::File],
-                    false,
-                    &mut app,
-                    None,
-                )
-                .await
-            }
-            PeerCommand::Recv(a) => {
-                let mut app =
-                    recv::Recv::new(a.dir.clone(), a.count, std::io::stderr().is_terminal())?;
-                drive(
-                    &a.peer,
-                    &[Channel::Chat, Channel::File],
-                    false,
-                    &mut app,
-                    None,
-                )
-                .await
-            }
-            PeerCommand::Chat(a) => {
-                let mut app = chat::Chat::default();
-                let input = stdin_lines();
-                drive(
-                    &a.peer,
-                    &[Channel::Chat, Channel::File],
-                    false,
-                    &mut app,
-                    Some(input),
-                )
-                .await
-            }
-            PeerCommand::Pipe(a) => {
-                let mut app = pipe::Pipe::default();
-                let input = stdin_lines();
-                let r = drive(
-                    &a.peer,
-                    &[Channel::Chat, Channel::File, Channel::Pipe],
-                    a.unreliable,
-                    &mut app,
-                    Some(input),
-                )
-                .await;
-                app.report();
-                r
-            }
-        }
-    })
+    let terminal = std::io::stderr().is_terminal();
+    // What each subcommand is: its app, the channels it opens, whether the
+    // pipe is unreliable, and whether it reads stdin.
+    let (mut app, channels, unreliable, stdin): (Box<dyn App>, &[Channel], bool, bool) = match &cmd
+    {
+        PeerCommand::Send(a) => (
+            Box::new(send::Send::new(&a.files, terminal)?),
+            DATA,
+            false,
+            false,
+        ),
+        PeerCommand::Recv(a) => (
+            Box::new(recv::Recv::new(a.dir.clone(), a.count, terminal)?),
+            DATA,
+            false,
+            false,
+        ),
+        PeerCommand::Chat(_) => (Box::new(chat::Chat::default()), DATA, false, true),
+        PeerCommand::Pipe(a) => (
+            Box::new(pipe::Pipe::default()),
+            WITH_PIPE,
+            a.unreliable,
+            true,
+        ),
+    };
+    let args = match &cmd {
+        PeerCommand::Send(a) => &a.peer,
+        PeerCommand::Recv(a) => &a.peer,
+        PeerCommand::Chat(a) => &a.peer,
+        PeerCommand::Pipe(a) => &a.peer,
+    };
+    let input = stdin.then(stdin_lines);
+    runtime.block_on(drive(args, channels, unreliable, app.as_mut(), input))
 }
 
-async fn drive<A: App>(
+/// The app's channels.
+const DATA: &[Channel] = &[Channel::Chat, Channel::File];
+/// The app's channels and the native peers' pipe.
+const WITH_PIPE: &[Channel] = &[Channel::Chat, Channel::File, Channel::Pipe];
+
+async fn drive(
     args: &PeerArgs,
     channels: &[Channel],
     unreliable_pipe: bool,
-    app: &mut A,
+    app: &mut dyn App,
     input: Option<mpsc::Receiver<Vec<u8>>>,
 ) -> anyhow::Result<()> {
     let mut target = RoomTarget::parse(&args.room, args.server.as_deref())?;

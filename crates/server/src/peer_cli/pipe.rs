@@ -33,7 +33,7 @@ pub struct Pipe {
 
 impl Pipe {
     /// The counts, on stderr.
-    pub fn report(&self) {
+    fn report(&self) {
         eprintln!(
             "pipe: sent {} messages, received {}, dropped {} before a peer was connected",
             self.sent, self.received, self.dropped
@@ -63,6 +63,13 @@ impl Pipe {
             self.backlog.pop_front();
             self.sent += 1;
         }
+    }
+}
+
+impl Drop for Pipe {
+    /// The counts are said however the pipe ended.
+    fn drop(&mut self) {
+        self.report();
     }
 }
 

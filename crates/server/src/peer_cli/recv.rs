@@ -73,7 +73,7 @@ impl Recv {
                     std::process::id()
                 ));
                 let file = File::create(&part).map_err(|e| format!("{}: {e}", part.display()))?;
-                let label = format!("{} ← {}", incoming.name(), name_of(session, peer));
+                let label = format!("{} ← {}", incoming.name(), session.display_name(peer));
                 let progress = Progress::new(label, incoming.size(), self.terminal);
                 self.senders.insert(peer.clone(), ());
                 self.active.insert(
@@ -197,14 +197,6 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
         .map(|i| dir.join(format!("{stem} ({i}){ext}")))
         .find(|p| !p.exists())
         .unwrap_or(first)
-}
-
-fn name_of(session: &Session, id: &PeerId) -> String {
-    session
-        .members()
-        .find(|(p, _, _)| *p == id)
-        .map(|(_, n, _)| n.to_owned())
-        .unwrap_or_else(|| id.to_string())
 }
 
 impl App for Recv {

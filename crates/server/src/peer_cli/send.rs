@@ -217,19 +217,11 @@ fn mime_of(path: &Path) -> String {
     .into()
 }
 
-fn name_of(session: &Session, id: &PeerId) -> String {
-    session
-        .members()
-        .find(|(p, _, _)| *p == id)
-        .map(|(_, n, _)| n.to_owned())
-        .unwrap_or_else(|| id.to_string())
-}
-
 impl App for Send {
     fn on_event(&mut self, _now: Instant, session: &mut Session, event: &Event) -> Flow {
         let r = match event {
             Event::Link { peer, event } => {
-                let name = name_of(session, peer);
+                let name = session.display_name(peer);
                 match event {
                     LinkEvent::ChannelOpen(Channel::File) => {
                         let queue = (0..self.sources.len()).collect();
