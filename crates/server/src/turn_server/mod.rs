@@ -100,6 +100,59 @@ pub struct TlsListen {
     pub tls: Arc<crate::tls::Tls>,
 }
 
+/// One UDP socket and one TCP listener per worker on the same address (all
+/// SO_REUSEPORT). With port 0 the first UDP socket picks the port; if TCP
+/// cannot have that port (another program's TCP holds it), another is
+/// picked, a few times.
+fn bind_pairs(
+    listen: SocketAddr,
+    workers: usize,
+) -> anyhow::Result<Vec<(std::net::UdpSocket, std::net::TcpListener)>> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match try_bind_pairs(listen, workers) {
+            Err(e) if listen.port() == 0 && attempt < 8 && in_use(&e) => continue,
+            r => return r,
+        }
+    }
+}
+
+fn in_use(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+    })
+}
+
+fn try_bind_pairs(
+    listen: SocketAddr,
+    workers: usize,
+) -> anyhow::Result<Vec<(std::net::UdpSocket, std::net::TcpListener)>> {
+    let mut sockets = Vec::with_capacity(workers);
+    let mut addr = listen;
+    for _ in 0..workers {
+        let udp = bind::socket(addr, Type::DGRAM, Protocol::UDP, true)?;
+        if addr.port() == 0 {
+            // Port 0: the first socket picks, the others join it.
+            addr = udp
+                .local_addr()?
+                .as_socket()
+                .context("UDP listener has no address")?;
+            // SO_REUSEPORT would join a TCP listener of another server of
+            // ours on that port: check it is free with a plain bind first.
+            drop(bind::socket(addr, Type::STREAM, Protocol::TCP, false)?);
+        }
+        let tcp = bind::socket(addr, Type::STREAM, Protocol::TCP, true)?;
+        tcp.listen(1024)?;
+        sockets.push((
+            std::net::UdpSocket::from(udp),
+            std::net::TcpListener::from(tcp),
+        ));
+    }
+    Ok(sockets)
+}
+
 /// Binds the listeners of `workers` workers and starts them; `core(i)`
 /// makes worker `i`'s core.
 pub fn start(
@@ -140,24 +193,11 @@ pub fn start(
         }
         tls_addr = Some(addr);
     }
-    let mut sockets = Vec::with_capacity(workers);
-    let mut addr = listen;
-    for _ in 0..workers {
-        let udp = bind::socket(addr, Type::DGRAM, Protocol::UDP, true)?;
-        if addr.port() == 0 {
-            // Port 0: the first socket picks, the others join it.
-            addr = udp
-                .local_addr()?
-                .as_socket()
-                .context("UDP listener has no address")?;
-        }
-        let tcp = bind::socket(addr, Type::STREAM, Protocol::TCP, true)?;
-        tcp.listen(1024)?;
-        sockets.push((
-            std::net::UdpSocket::from(udp),
-            std::net::TcpListener::from(tcp),
-        ));
-    }
+    let sockets = bind_pairs(listen, workers)?;
+    let addr = match sockets.first() {
+        Some((udp, _)) => udp.local_addr()?,
+        None => listen,
+    };
     let rules = StreamRules {
         per_ip: ConnectionsPerIp::new(limits.max_tcp_per_ip),
         idle: limits.tcp_idle_timeout,
