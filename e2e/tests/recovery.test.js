@@ -46,8 +46,8 @@ test('a relay-only call through an external TURN survives that TURN restarting',
     // It comes back on the same port; the app restarts ICE by itself.
     turnNode = await startServer(['--auth-secret', secret], undefined, ports);
     for (const b of browsers) await waitConnected(b.page, 1, 90_000);
-    // The tile records the last restart attempt's number (the link's counter
-    // resets once connected).
+    // The tile records the last restart attempt's number (the link's budget
+    // comes back once the call has held for 20 s).
     const restarts = await Promise.all(browsers.map((b) =>
       b.page.$eval('.tile:not([data-peer="self"])', (t) => Number(t.dataset.restarts ?? 0))));
     console.log('ICE restarts per side:', JSON.stringify(restarts));

@@ -49,3 +49,42 @@ test('simultaneous ICE restarts on both sides recover the call', async () => {
     await bob.close();
   }
 });
+
+// A call that flaps (connected, then failed, again and again) gets a bounded
+// number of ICE restarts: `connected` alone does not give the budget back,
+// only a connection that holds for the stable window (20 s) does. The
+// link's state is driven by hand on a live call, and restartIce on the
+// RTCPeerConnection is counted instead of run.
+test('a flapping connection gets a bounded number of ICE restarts', async () => {
+  const alice = await launchChromium();
+  const bob = await launchChromium();
+  try {
+    const room = roomId('flap');
+    await joinRoom(alice.page, room, 'Alice');
+    await joinRoom(bob.page, room, 'Bob');
+    await waitConnected(alice.page, 1);
+    const flap = (cycles) => alice.page.evaluate((n) => {
+      const [{ link }] = window.switchboard.state.peers.values();
+      if (!window.flap) {
+        window.flap = { state: 'connected', restarts: 0 };
+        Object.defineProperty(link.pc, 'connectionState', { get: () => window.flap.state, configurable: true });
+        link.pc.restartIce = () => { window.flap.restarts++; };
+      }
+      for (let i = 0; i < n; i++) {
+        window.flap.state = 'failed';
+        link.onConnectionState();
+        window.flap.state = 'connected';
+        link.onConnectionState();
+      }
+      return window.flap.restarts;
+    }, cycles);
+    assert.equal(await flap(20), 6, '20 flaps: the budget of 6 restarts, not one per flap');
+    assert.equal(await flap(5), 6, 'no restart left while it keeps flapping');
+    // Connected for longer than the stable window: the budget is back.
+    await new Promise((r) => setTimeout(r, 21_000));
+    assert.equal(await flap(1), 7, 'a connection that held earns a restart again');
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});

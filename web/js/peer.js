@@ -10,6 +10,12 @@ const MAX_RESTARTS = 6;
 // A connection still not up after this long is restarted rather than left to
 // Chromium's own ~30 s failure timeout (seen behind symmetric NATs).
 const CONNECT_TIMEOUT_MS = 20_000;
+// A connection counts as recovered once it has stayed connected this long;
+// only then is the restart budget given back. A call that flaps (up for a
+// few seconds, then failed, as seen through some TURN servers behind
+// symmetric NATs) would otherwise earn it back on every `connected` and
+// restart forever.
+const STABLE_MS = 20_000;
 
 /**
  * A link to one peer. Events: 'track' (detail: MediaStreamTrack),
@@ -44,6 +50,7 @@ export class PeerLink extends EventTarget {
     this.restarts = 0;
     this.disconnectTimer = null;
     this.connectTimer = null;
+    this.stableTimer = null;
     this.closed = false;
     this.senders = {};
     this.remoteStream = new MediaStream();
@@ -154,9 +161,12 @@ export class PeerLink extends EventTarget {
     const state = this.pc.connectionState;
     this.dispatchEvent(new CustomEvent('state', { detail: state }));
     clearTimeout(this.disconnectTimer);
+    clearTimeout(this.stableTimer);
     if (state !== 'connecting') clearTimeout(this.connectTimer);
     if (state === 'connected') {
-      this.restarts = 0;
+      this.stableTimer = setTimeout(() => {
+        if (this.pc.connectionState === 'connected') this.restarts = 0;
+      }, STABLE_MS);
     } else if (state === 'connecting') {
       clearTimeout(this.connectTimer);
       this.connectTimer = setTimeout(() => {
@@ -172,7 +182,10 @@ export class PeerLink extends EventTarget {
     }
   }
 
-  /** Recovers a failed connection with an ICE restart (bounded attempts). */
+  /**
+   * Recovers a failed connection with an ICE restart: at most MAX_RESTARTS
+   * until the connection has held for STABLE_MS.
+   */
   restartIce() {
     if (this.closed || this.restarts >= MAX_RESTARTS) return;
     this.restarts++;
@@ -192,6 +205,7 @@ export class PeerLink extends EventTarget {
     this.closed = true;
     clearTimeout(this.disconnectTimer);
     clearTimeout(this.connectTimer);
+    clearTimeout(this.stableTimer);
     this.files?.close();
     try { this.chat?.close(); } catch { /* already closed */ }
     this.pc.close();
