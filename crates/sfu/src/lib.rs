@@ -1,0 +1,595 @@
+//! Switchboard's selective forwarding unit for group calls, sans-IO.
+//!
+//! Each participant has one str0m `Rtc` in ICE-lite mode (RFC 8445 §2.5:
+//! the SFU has a public address and only answers checks) on the SFU's UDP
+//! address: one bundle (RFC 9143) for what it publishes and what it is
+//! sent, DTLS-SRTP (RFC 5764) for keys. What a participant publishes is
+//! forwarded, frame by frame, to every other participant of its room; of a
+//! simulcast camera (RFC 8853) each subscriber gets the one layer that fits
+//! its bandwidth estimate and its tile ([`layer`]). NACK/RTX, RTCP reports
+//! and congestion control stay per leg, inside each `Rtc`.
+//!
+//! Datagrams reach their participant through a map from remote address.
+//! An address not seen yet can only start with an ICE check (RFC 8445
+//! §7.2.2), whose USERNAME names the participant's ufrag: that is the
+//! second map. Nothing is scanned per packet.
+//!
+//! Inputs: [`Sfu::join`], [`Sfu::handle_offer`], [`Sfu::handle_answer`],
+//! [`Sfu::set_view`], [`Sfu::leave`], [`Sfu::handle_datagram`],
+//! [`Sfu::handle_timeout`]. Outputs: [`Sfu::poll_transmit`],
+//! [`Sfu::poll_event`], [`Sfu::poll_timeout`]. The driver owns the socket
+//! and the clock.
+
+pub mod layer;
+mod participant;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::media::{MediaData, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Event as RtcEvent, IceConnectionState, Input, Output};
+
+use participant::{OutState, Participant, TrackIn, TrackOut};
+
+/// A participant, as the signaling side names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParticipantId(pub u64);
+
+/// What the SFU is set up with.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// The UDP addresses media reaches the SFU on (its host candidates).
+    pub addresses: Vec<SocketAddr>,
+    /// Most participants in one room (`--sfu-room-size`).
+    pub room_size: usize,
+}
+
+/// Why an input was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SfuError {
+    #[error("the room is full")]
+    RoomFull,
+    #[error("no such participant")]
+    UnknownParticipant,
+    #[error("the participant has already joined")]
+    AlreadyJoined,
+    #[error("bad SDP: {0}")]
+    Sdp(String),
+    #[error("WebRTC: {0}")]
+    Rtc(String),
+}
+
+/// What the SFU tells the signaling side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Send this SDP answer to the participant.
+    Answer { to: ParticipantId, sdp: String },
+    /// Send this SDP offer to the participant (tracks added or stopped).
+    Offer { to: ParticipantId, sdp: String },
+    /// ICE and DTLS are up: media flows.
+    Connected(ParticipantId),
+    /// The participant's transport ended (ICE timed out, DTLS closed); it
+    /// has been removed.
+    Gone(ParticipantId),
+}
+
+/// A datagram to send from one of the SFU's addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+/// Plain counters for the driver to export.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SfuStats {
+    pub participants: u64,
+    pub rooms: u64,
+    /// Frames received from publishers.
+    pub frames_in: u64,
+    /// Frames written to subscribers.
+    pub frames_out: u64,
+    /// Keyframes asked of publishers (PLI).
+    pub keyframe_requests: u64,
+    /// Datagrams no participant claimed.
+    pub unrouted: u64,
+    /// Datagrams a participant's `Rtc` rejected (dropped, nothing else).
+    pub rejected: u64,
+}
+
+/// What one participant's outputs mean for the others.
+#[allow(clippy::large_enum_variant)] // Short-lived, one per output: boxing a frame would allocate per frame.
+enum Propagated {
+    TrackAdded(Mid, MediaKind, Vec<str0m::media::Rid>),
+    Media(MediaData),
+    KeyframeWanted(Mid),
+}
+
+/// The SFU: rooms of participants.
+pub struct Sfu {
+    config: SfuConfig,
+    participants: HashMap<ParticipantId, Participant>,
+    rooms: HashMap<String, Vec<ParticipantId>>,
+    routes: HashMap<SocketAddr, ParticipantId>,
+    by_ufrag: HashMap<String, ParticipantId>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: SfuStats,
+}
+
+impl Sfu {
+    pub fn new(config: SfuConfig) -> Self {
+        Sfu {
+            config,
+            participants: HashMap::new(),
+            rooms: HashMap::new(),
+            routes: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: SfuStats::default(),
+        }
+    }
+
+    // ---- Inputs ----
+
+    /// `id` joins `room`: it is sent what the room's others publish once
+    /// its first offer is answered.
+    pub fn join(&mut self, now: Instant, id: ParticipantId, room: &str) -> Result<(), SfuError> {
+        if self.participants.contains_key(&id) {
+            return Err(SfuError::AlreadyJoined);
+        }
+        let members = self.rooms.get(room).map_or(0, Vec::len);
+        if members >= self.config.room_size {
+            return Err(SfuError::RoomFull);
+        }
+        let mut p = Participant::new(now, room, &self.config.addresses)?;
+        for other in self.rooms.get(room).into_iter().flatten() {
+            let Some(o) = self.participants.get(other) else {
+                continue;
+            };
+            for t in &o.tracks_in {
+                p.tracks_out.push(out_track(*other, t.mid, t.kind));
+            }
+        }
+        self.by_ufrag.insert(p.ufrag.clone(), id);
+        self.participants.insert(id, p);
+        self.rooms.entry(room.to_owned()).or_default().push(id);
+        Ok(())
+    }
+
+    /// `id` left (signaling): its transport ends, and what it published is
+    /// stopped at the others.
+    pub fn leave(&mut self, id: ParticipantId) {
+        self.remove(id);
+    }
+
+    /// The participant's SDP offer; the answer comes out as
+    /// [`Event::Answer`].
+    pub fn handle_offer(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        sdp: &str,
+    ) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(SfuError::UnknownParticipant)?;
+        let answer = p.accept_offer(sdp)?;
+        self.events.push_back(Event::Answer {
+            to: id,
+            sdp: answer,
+        });
+        self.drive(now, id);
+        self.offer(id);
+        Ok(())
+    }
+
+    /// The participant's answer to an [`Event::Offer`].
+    pub fn handle_answer(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        sdp: &str,
+    ) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(SfuError::UnknownParticipant)?;
+        p.accept_answer(sdp)?;
+        self.drive(now, id);
+        // Tracks that arrived while the offer was out.
+        self.offer(id);
+        Ok(())
+    }
+
+    /// The app shows `publisher`'s video to `id` in a tile `width` CSS px
+    /// wide: no layer larger than that is sent.
+    pub fn set_view(&mut self, id: ParticipantId, publisher: ParticipantId, width: u32) {
+        if let Some(p) = self.participants.get_mut(&id) {
+            p.views.retain(|(x, _)| *x != publisher);
+            p.views.push((publisher, width));
+        }
+    }
+
+    /// A datagram from `source` to the SFU's `destination`. Returns whether
+    /// a participant took it.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: &[u8],
+    ) -> bool {
+        let Some(id) = self.route(source, bytes) else {
+            self.stats.unrouted += 1;
+            return false;
+        };
+        let Some(p) = self.participants.get_mut(&id) else {
+            self.stats.unrouted += 1;
+            return false;
+        };
+        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, bytes) else {
+            self.stats.rejected += 1;
+            return false;
+        };
+        let input = Input::Receive(now, receive);
+        if !p.rtc.accepts(&input) {
+            self.stats.unrouted += 1;
+            return false;
+        }
+        if p.rtc.handle_input(input).is_err() {
+            // Bad RTP/RTCP/DTLS from this participant: that packet is
+            // lost, nobody else's.
+            self.stats.rejected += 1;
+        }
+        self.routes.insert(source, id);
+        self.drive(now, id);
+        true
+    }
+
+    /// Time passed: every participant due is driven.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| p.next_timeout.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(p) = self.participants.get_mut(&id) {
+                // An error here is str0m ending the Rtc: drive() removes it.
+                let _ = p.rtc.handle_input(Input::Timeout(now));
+            }
+            self.drive(now, id);
+        }
+    }
+
+    // ---- Outputs ----
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Sfu::handle_timeout`] is due next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.participants
+            .values()
+            .filter_map(|p| p.next_timeout)
+            .min()
+    }
+
+    pub fn stats(&self) -> SfuStats {
+        SfuStats {
+            participants: self.participants.len() as u64,
+            rooms: self.rooms.len() as u64,
+            ..self.stats
+        }
+    }
+
+    /// The room `id` is in.
+    pub fn room_of(&self, id: ParticipantId) -> Option<&str> {
+        self.participants.get(&id).map(|p| p.room.as_str())
+    }
+
+    // ---- Inside ----
+
+    /// Which participant a datagram from `source` is for: by address once
+    /// known, else by the ufrag an ICE check names.
+    fn route(&self, source: SocketAddr, bytes: &[u8]) -> Option<ParticipantId> {
+        if let Some(id) = self.routes.get(&source) {
+            return Some(*id);
+        }
+        let first = *bytes.first()?;
+        if !stun::is_stun(first) {
+            return None;
+        }
+        let msg = stun::Message::decode(bytes).ok()?;
+        let username = msg.raw_attribute(stun::AttributeType::USERNAME)?;
+        let username = std::str::from_utf8(username.value).ok()?;
+        let (ours, _theirs) = username.split_once(':')?;
+        self.by_ufrag.get(ours).copied()
+    }
+
+    /// Polls `id`'s `Rtc` until it waits, then acts on what came out:
+    /// datagrams queued, new tracks offered to the room, frames forwarded,
+    /// keyframes asked. Subscribers written to are driven in turn.
+    fn drive(&mut self, now: Instant, id: ParticipantId) {
+        let mut todo = vec![id];
+        while let Some(id) = todo.pop() {
+            let mut propagated = Vec::new();
+            let alive = self.poll_outputs(id, &mut propagated);
+            if !alive {
+                self.remove(id);
+                self.events.push_back(Event::Gone(id));
+                continue;
+            }
+            for item in propagated {
+                match item {
+                    Propagated::TrackAdded(mid, kind, rids) => {
+                        self.track_added(id, mid, kind, rids)
+                    }
+                    Propagated::Media(data) => self.forward(now, id, &data, &mut todo),
+                    Propagated::KeyframeWanted(mid) => {
+                        self.keyframe_wanted(now, id, mid, &mut todo)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drains `id`'s outputs; false when its `Rtc` has ended.
+    fn poll_outputs(&mut self, id: ParticipantId, propagated: &mut Vec<Propagated>) -> bool {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return true;
+        };
+        loop {
+            if !p.rtc.is_alive() {
+                return false;
+            }
+            match p.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    p.next_timeout = Some(t);
+                    return true;
+                }
+                Ok(Output::Transmit(t)) => self.transmits.push_back(Transmit {
+                    source: t.source,
+                    destination: t.destination,
+                    contents: t.contents.to_vec(),
+                }),
+                Ok(Output::Event(e)) => match e {
+                    RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        p.rtc.disconnect();
+                    }
+                    RtcEvent::Connected => self.events.push_back(Event::Connected(id)),
+                    RtcEvent::MediaAdded(m) if m.direction.is_receiving() => {
+                        let rids = m
+                            .simulcast
+                            .map(|s| s.recv.iter().map(|l| l.rid).collect())
+                            .unwrap_or_default();
+                        propagated.push(Propagated::TrackAdded(m.mid, m.kind, rids));
+                    }
+                    RtcEvent::MediaData(data) => {
+                        self.stats.frames_in += 1;
+                        propagated.push(Propagated::Media(data));
+                    }
+                    RtcEvent::KeyframeRequest(req) => {
+                        propagated.push(Propagated::KeyframeWanted(req.mid));
+                    }
+                    RtcEvent::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc {
+                        estimate, ..
+                    }) => {
+                        p.estimate_bps = estimate.as_u64();
+                    }
+                    _ => {}
+                },
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// `from` publishes a new track: everyone else in its room is offered it.
+    fn track_added(
+        &mut self,
+        from: ParticipantId,
+        mid: Mid,
+        kind: MediaKind,
+        rids: Vec<str0m::media::Rid>,
+    ) {
+        let Some(p) = self.participants.get_mut(&from) else {
+            return;
+        };
+        if p.tracks_in.iter().any(|t| t.mid == mid) {
+            return;
+        }
+        p.tracks_in.push(TrackIn {
+            mid,
+            kind,
+            rids,
+            rates: layer::LayerRates::default(),
+            last_keyframe_request: None,
+        });
+        let room = p.room.clone();
+        let members = self.rooms.get(&room).cloned().unwrap_or_default();
+        for other in members.into_iter().filter(|o| *o != from) {
+            if let Some(o) = self.participants.get_mut(&other) {
+                o.tracks_out.push(out_track(from, mid, kind));
+            }
+            self.offer(other);
+        }
+    }
+
+    /// A frame from `from`: written to every subscriber whose layer it is.
+    fn forward(
+        &mut self,
+        now: Instant,
+        from: ParticipantId,
+        data: &MediaData,
+        todo: &mut Vec<ParticipantId>,
+    ) {
+        let Sfu {
+            participants,
+            rooms,
+            stats,
+            ..
+        } = self;
+        let Some(publisher) = participants.get_mut(&from) else {
+            return;
+        };
+        let Some(track) = publisher.tracks_in.iter_mut().find(|t| t.mid == data.mid) else {
+            return;
+        };
+        let Some(layer) = track.layer_of(data.rid) else {
+            return;
+        };
+        track.rates.on_frame(layer, data.data.len(), now);
+        let rates = track.rates.clone();
+        let layers = track.layers();
+        let rids = track.rids.clone();
+        let keyframe = data.is_keyframe();
+        let room = publisher.room.clone();
+        let mut keyframe_for: Option<usize> = None;
+        for sub_id in rooms.get(&room).into_iter().flatten() {
+            if *sub_id == from {
+                continue;
+            }
+            let Some(sub) = participants.get_mut(sub_id) else {
+                continue;
+            };
+            let share = sub.estimate_bps / (sub.video_out().max(1) as u64);
+            let cap = layer::cap_for_width(sub.view_of(from), layers);
+            let Some(out) = sub
+                .tracks_out
+                .iter_mut()
+                .find(|t| t.from == from && t.source_mid == data.mid)
+            else {
+                continue;
+            };
+            let Some(mid) = out.mid() else {
+                continue;
+            };
+            if data.rid.is_some() {
+                let target = layer::choose(&rates, layers, cap, share, out.selector.current(), now);
+                if out.selector.set_target(target) && keyframe_for.is_none() {
+                    keyframe_for = target;
+                }
+            } else if out.selector.current().is_none() {
+                out.selector.set_target(Some(0));
+                if !keyframe && data.params.spec().codec.is_video() {
+                    keyframe_for = Some(0);
+                }
+            }
+            let video = out.kind == MediaKind::Video;
+            if video && !out.selector.forward(layer, keyframe) {
+                continue;
+            }
+            let Some(writer) = sub.rtc.writer(mid) else {
+                continue;
+            };
+            let Some(pt) = writer.match_params(data.params) else {
+                continue;
+            };
+            if writer
+                .write(pt, data.network_time, data.time, data.data.clone())
+                .is_ok()
+            {
+                stats.frames_out += 1;
+                if !todo.contains(sub_id) {
+                    todo.push(*sub_id);
+                }
+            }
+        }
+        if let Some(index) = keyframe_for {
+            let rid = rids.get(index).copied();
+            if let Some(publisher) = participants.get_mut(&from)
+                && publisher.request_keyframe(now, data.mid, rid)
+            {
+                stats.keyframe_requests += 1;
+                if !todo.contains(&from) {
+                    todo.push(from);
+                }
+            }
+        }
+    }
+
+    /// Subscriber `id` lost pictures on its track `mid` (PLI/FIR): the
+    /// publisher is asked for a keyframe of the layer it is sent.
+    fn keyframe_wanted(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        mid: Mid,
+        todo: &mut Vec<ParticipantId>,
+    ) {
+        let Some(sub) = self.participants.get(&id) else {
+            return;
+        };
+        let Some(out) = sub.tracks_out.iter().find(|t| t.mid() == Some(mid)) else {
+            return;
+        };
+        let (from, source_mid, current) = (out.from, out.source_mid, out.selector.current());
+        let Some(publisher) = self.participants.get_mut(&from) else {
+            return;
+        };
+        let rid = publisher
+            .tracks_in
+            .iter()
+            .find(|t| t.mid == source_mid)
+            .and_then(|t| t.rids.get(current.unwrap_or(0)).copied());
+        if publisher.request_keyframe(now, source_mid, rid) {
+            self.stats.keyframe_requests += 1;
+            todo.push(from);
+        }
+    }
+
+    /// Sends `id` an offer if it has tracks to add or stop.
+    fn offer(&mut self, id: ParticipantId) {
+        if let Some(p) = self.participants.get_mut(&id)
+            && let Some(sdp) = p.offer_if_needed()
+        {
+            self.events.push_back(Event::Offer { to: id, sdp });
+        }
+    }
+
+    fn remove(&mut self, id: ParticipantId) {
+        let Some(p) = self.participants.remove(&id) else {
+            return;
+        };
+        self.by_ufrag.remove(&p.ufrag);
+        self.routes.retain(|_, v| *v != id);
+        let mut others = Vec::new();
+        if let Some(members) = self.rooms.get_mut(&p.room) {
+            members.retain(|m| *m != id);
+            others.clone_from(members);
+            if members.is_empty() {
+                self.rooms.remove(&p.room);
+            }
+        }
+        for other in others {
+            if let Some(o) = self.participants.get_mut(&other) {
+                o.publisher_left(id);
+            }
+            self.offer(other);
+        }
+    }
+}
+
+fn out_track(from: ParticipantId, source_mid: Mid, kind: MediaKind) -> TrackOut {
+    TrackOut {
+        from,
+        source_mid,
+        kind,
+        state: OutState::ToOpen,
+        selector: layer::Selector::default(),
+    }
+}
