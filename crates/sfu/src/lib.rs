@@ -490,7 +490,8 @@ impl Sfu {
                 }
             }
             let video = out.kind == MediaKind::Video;
-            if video && !out.selector.forward(layer, keyframe) {
+            let forward = !video || out.selector.forward(layer, keyframe);
+            if !forward {
                 continue;
             }
             let Some(writer) = sub.rtc.writer(mid) else {
