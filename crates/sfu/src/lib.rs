@@ -297,6 +297,12 @@ impl Sfu {
         }
     }
 
+    /// The SFU side's ICE ufrag for `id` (it is in the SDP answer; a
+    /// participant's ICE checks name it first in USERNAME).
+    pub fn ice_ufrag(&self, id: ParticipantId) -> Option<&str> {
+        self.participants.get(&id).map(|p| p.ufrag.as_str())
+    }
+
     /// The room `id` is in.
     pub fn room_of(&self, id: ParticipantId) -> Option<&str> {
         self.participants.get(&id).map(|p| p.room.as_str())
