@@ -10,6 +10,9 @@
 //! - [`metrics`]: Prometheus export of the cores' and drivers' counters, `/healthz`, `/readyz`.
 //! - [`per_address`]: connections per client address (WebSocket and TURN TCP/TLS).
 //! - [`tls`]: certificates, their reload, and telling TURN from HTTP.
+//! - [`sfu_server`]: the SFU's UDP driver around the sans-IO `sfu` core.
+//! - `socket_bind`: binding UDP/TCP listeners (dual stack, SO_REUSEPORT) and
+//!   the IPv4-mapped → IPv4 rule at every socket boundary.
 
 pub mod config;
 pub mod http;
@@ -17,5 +20,6 @@ pub mod invite;
 pub mod metrics;
 pub mod peer_cli;
 pub mod per_address;
+pub(crate) mod socket_bind;
 pub mod tls;
 pub mod turn_server;

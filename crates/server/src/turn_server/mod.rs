@@ -18,7 +18,7 @@
 //!                     ─▶ transport/ (read loops: udp, relay, accept, stream)
 //!                          ─▶ worker.rs (owns the core; one method per input)
 //!                               ─▶ egress.rs (what leaves, GSO trains, stream queues)
-//!                                    ─▶ socket/ (bind, client socket, relay sockets, epoll, GSO)
+//!                                    ─▶ socket/ (client socket, relay sockets, epoll, GSO)
 //!                               ─▶ turn::Server
 //! ```
 
@@ -44,7 +44,7 @@ use tokio::sync::mpsc;
 use turn::Server;
 
 use crate::per_address::ConnectionsPerIp;
-use socket::bind;
+use crate::socket_bind as bind;
 use transport::accept::StreamRules;
 use worker::Control;
 

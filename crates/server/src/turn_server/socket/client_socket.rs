@@ -12,8 +12,8 @@ use tokio::io::Interest;
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use turn::{FiveTuple, Transport};
 
-use super::bind::{canonical, for_socket};
 use super::gso::GSO_MAX_SEGMENTS;
+use crate::socket_bind::{canonical, for_socket};
 
 /// Listener socket buffers asked of the kernel (coturn uses the same order).
 const SOCKET_BUFFER: usize = 4 << 20;

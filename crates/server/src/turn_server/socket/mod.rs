@@ -1,14 +1,13 @@
 //! The worker's sockets, below the worker: they know nothing of it or of
 //! the core, only how to bind, read and send.
 //!
-//! - [`bind`]: listeners (SO_REUSEPORT, dual stack, IPv4 fallback) and the
-//!   IPv4-mapped → IPv4 rule at the socket boundary.
+//! (Binding and the IPv4-mapped → IPv4 rule are `crate::socket_bind`,
+//! shared with the SFU's socket.)
 //! - [`client_socket`]: the UDP socket clients reach.
 //! - [`relays`]: the relay sockets and binding them for the core.
 //! - [`relay_poll`]: the epoll instance and receive slots they share.
 //! - [`gso`]: GSO trains for what leaves.
 
-pub(crate) mod bind;
 pub(crate) mod client_socket;
 pub(crate) mod gso;
 pub(crate) mod relay_poll;

@@ -15,9 +15,9 @@ use turn::{FiveTuple, Transport};
 
 use super::{SharedWorker, stream};
 use crate::per_address::{ConnectionsPerIp, IpSlot};
+use crate::socket_bind::canonical;
 use crate::tls::Tls;
 use crate::turn_server::handoff::{HandedOff, MovableTcp};
-use crate::turn_server::socket::bind::canonical;
 
 /// Longest a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
