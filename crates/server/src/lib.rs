@@ -20,6 +20,7 @@ pub mod invite;
 pub mod metrics;
 pub mod peer_cli;
 pub mod per_address;
+pub mod sfu_server;
 pub(crate) mod socket_bind;
 pub mod tls;
 pub mod turn_server;

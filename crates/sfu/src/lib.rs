@@ -42,8 +42,6 @@ pub struct ParticipantId(pub u64);
 /// What the SFU is set up with.
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
-    /// The UDP addresses media reaches the SFU on (its host candidates).
-    pub addresses: Vec<SocketAddr>,
     /// Most participants in one room (`--sfu-room-size`).
     pub room_size: usize,
 }
@@ -139,8 +137,18 @@ impl Sfu {
     // ---- Inputs ----
 
     /// `id` joins `room`: it is sent what the room's others publish once
-    /// its first offer is answered.
-    pub fn join(&mut self, now: Instant, id: ParticipantId, room: &str) -> Result<(), SfuError> {
+    /// its first offer is answered. `label` names it to the others (the
+    /// MediaStream id of the tracks it publishes, as they receive them);
+    /// `candidates` are the SFU addresses it is told to send media to (its
+    /// ICE host candidates).
+    pub fn join(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        room: &str,
+        label: &str,
+        candidates: &[SocketAddr],
+    ) -> Result<(), SfuError> {
         if self.participants.contains_key(&id) {
             return Err(SfuError::AlreadyJoined);
         }
@@ -148,13 +156,14 @@ impl Sfu {
         if members >= self.config.room_size {
             return Err(SfuError::RoomFull);
         }
-        let mut p = Participant::new(now, room, &self.config.addresses)?;
+        let mut p = Participant::new(now, room, label, candidates)?;
         for other in self.rooms.get(room).into_iter().flatten() {
             let Some(o) = self.participants.get(other) else {
                 continue;
             };
             for t in &o.tracks_in {
-                p.tracks_out.push(out_track(*other, t.mid, t.kind));
+                p.tracks_out
+                    .push(out_track(*other, &o.label, t.mid, t.kind));
             }
         }
         self.by_ufrag.insert(p.ufrag.clone(), id);
@@ -426,10 +435,11 @@ impl Sfu {
             last_keyframe_request: None,
         });
         let room = p.room.clone();
+        let label = p.label.clone();
         let members = self.rooms.get(&room).cloned().unwrap_or_default();
         for other in members.into_iter().filter(|o| *o != from) {
             if let Some(o) = self.participants.get_mut(&other) {
-                o.tracks_out.push(out_track(from, mid, kind));
+                o.tracks_out.push(out_track(from, &label, mid, kind));
             }
             self.offer(other);
         }
@@ -591,9 +601,10 @@ impl Sfu {
     }
 }
 
-fn out_track(from: ParticipantId, source_mid: Mid, kind: MediaKind) -> TrackOut {
+fn out_track(from: ParticipantId, label: &str, source_mid: Mid, kind: MediaKind) -> TrackOut {
     TrackOut {
         from,
+        from_label: label.to_owned(),
         source_mid,
         kind,
         state: OutState::ToOpen,

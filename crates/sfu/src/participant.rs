@@ -64,6 +64,8 @@ pub(crate) enum OutState {
 #[derive(Debug)]
 pub(crate) struct TrackOut {
     pub(crate) from: ParticipantId,
+    /// The publisher's label: the stream id the subscriber sees.
+    pub(crate) from_label: String,
     pub(crate) source_mid: Mid,
     pub(crate) kind: MediaKind,
     pub(crate) state: OutState,
@@ -83,6 +85,8 @@ impl TrackOut {
 pub(crate) struct Participant {
     pub(crate) rtc: Rtc,
     pub(crate) room: String,
+    /// What the others see as this participant's stream id.
+    pub(crate) label: String,
     /// The SFU side's ICE ufrag, which STUN checks name first in USERNAME.
     pub(crate) ufrag: String,
     pub(crate) tracks_in: Vec<TrackIn>,
@@ -106,6 +110,7 @@ impl Participant {
     pub(crate) fn new(
         now: Instant,
         room: &str,
+        label: &str,
         local: &[std::net::SocketAddr],
     ) -> Result<Self, SfuError> {
         let mut rtc = RtcConfig::new()
@@ -120,6 +125,7 @@ impl Participant {
         Ok(Participant {
             rtc,
             room: room.to_owned(),
+            label: label.to_owned(),
             ufrag,
             tracks_in: Vec::new(),
             tracks_out: Vec::new(),
@@ -183,9 +189,9 @@ impl Participant {
         for t in &mut self.tracks_out {
             match t.state {
                 OutState::ToOpen => {
-                    // The publisher's id as stream id: the app groups a
+                    // The publisher's label as stream id: the app groups a
                     // person's camera and microphone into one tile by it.
-                    let stream = Some(t.from.0.to_string());
+                    let stream = Some(t.from_label.clone());
                     let mid = change.add_media(t.kind, Direction::SendOnly, stream, None, None);
                     t.state = OutState::Negotiating(mid);
                 }

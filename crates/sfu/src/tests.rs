@@ -78,10 +78,7 @@ struct World {
 impl World {
     fn new() -> World {
         let now = Instant::now();
-        let sfu = Sfu::new(SfuConfig {
-            addresses: vec![SFU.parse().unwrap()],
-            room_size: 50,
-        });
+        let sfu = Sfu::new(SfuConfig { room_size: 50 });
         World {
             now,
             sfu,
@@ -96,7 +93,10 @@ impl World {
     /// A client joins the room; `publish` adds a three-layer simulcast camera.
     fn join(&mut self, id: u64, publish: bool) {
         let mut c = Client::new(self.now, id);
-        self.sfu.join(self.now, c.id, "room").unwrap();
+        let label = format!("p{id}");
+        self.sfu
+            .join(self.now, c.id, "room", &label, &[SFU.parse().unwrap()])
+            .unwrap();
         let mut change = c.rtc.sdp_api();
         let mid = if publish {
             let mut sim = Simulcast::new();
@@ -377,22 +377,15 @@ fn a_publisher_leaving_stops_its_tracks_at_the_others() {
 
 #[test]
 fn a_full_room_refuses_and_strangers_are_not_routed() {
-    let mut sfu = Sfu::new(SfuConfig {
-        addresses: vec![SFU.parse().unwrap()],
-        room_size: 2,
-    });
+    let mut sfu = Sfu::new(SfuConfig { room_size: 2 });
     let now = Instant::now();
-    sfu.join(now, ParticipantId(1), "r").unwrap();
-    sfu.join(now, ParticipantId(2), "r").unwrap();
-    assert_eq!(
-        sfu.join(now, ParticipantId(3), "r"),
-        Err(SfuError::RoomFull)
-    );
-    assert_eq!(
-        sfu.join(now, ParticipantId(1), "s"),
-        Err(SfuError::AlreadyJoined)
-    );
-    assert!(sfu.join(now, ParticipantId(3), "other").is_ok());
+    let at = [SFU.parse().unwrap()];
+    let mut join = |id: u64, room: &str| sfu.join(now, ParticipantId(id), room, "p", &at);
+    join(1, "r").unwrap();
+    join(2, "r").unwrap();
+    assert_eq!(join(3, "r"), Err(SfuError::RoomFull));
+    assert_eq!(join(1, "s"), Err(SfuError::AlreadyJoined));
+    assert!(join(3, "other").is_ok());
     let from: SocketAddr = "192.0.2.9:1234".parse().unwrap();
     let to: SocketAddr = SFU.parse().unwrap();
     // Garbage, RTP-looking bytes and a STUN check for an unknown ufrag.

@@ -1,0 +1,290 @@
+//! The SFU's driver: one thread, with a tokio runtime of its own, owns the
+//! SFU's UDP socket (`--sfu-listen`) and the sans-IO [`sfu::Sfu`], so every
+//! room's participants live on that thread. The signaling hub's commands (a
+//! participant joins, its SDP, its tile sizes, it leaves) arrive over a
+//! channel ([`SfuServer::send`]); the SFU's SDP for a participant goes back
+//! through the [`Reply`] callback, as the JSON of an
+//! `RTCSessionDescriptionInit`.
+//!
+//! Datagrams are read with their destination IP (IP_PKTINFO through
+//! quinn-udp), so on a wildcard socket the core knows which of the host's
+//! addresses a participant used, and what the core sends leaves from it.
+
+use std::collections::HashMap;
+use std::io::IoSliceMut;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use quinn_udp::{RecvMeta, UdpSocketState};
+use sfu::{Event, ParticipantId, Sfu, SfuConfig};
+use socket2::{Protocol, Type};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::mpsc;
+
+use crate::socket_bind::{self, canonical, for_socket};
+
+/// Largest datagram read.
+const MAX_DATAGRAM: usize = 2048;
+
+/// What the hub asks of the SFU. Participants are named by their
+/// signaling peer id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `peer` takes part in `room`'s SFU session; `via` is the server
+    /// address its signaling connection reached (its media is told to go to
+    /// that address unless `--external-ip` says otherwise).
+    Join {
+        peer: String,
+        room: String,
+        via: IpAddr,
+    },
+    /// The participant's SDP offer or answer (`{"type":…,"sdp":…}`).
+    Signal { peer: String, data: String },
+    /// The participant shows `of`'s video in a tile `width` CSS px wide.
+    View {
+        peer: String,
+        of: String,
+        width: u32,
+    },
+    /// The participant is no longer in the SFU session.
+    Leave { peer: String },
+}
+
+/// Where the SFU's SDP for a participant goes: `(peer, json)`.
+pub type Reply = Box<dyn Fn(&str, String) + Send>;
+
+/// The running SFU.
+#[derive(Debug, Clone)]
+pub struct SfuServer {
+    commands: mpsc::UnboundedSender<Command>,
+    local: SocketAddr,
+}
+
+impl SfuServer {
+    /// Binds `listen` and starts the SFU's thread.
+    pub fn start(
+        listen: SocketAddr,
+        room_size: usize,
+        external_ip: Option<IpAddr>,
+        reply: Reply,
+    ) -> anyhow::Result<SfuServer> {
+        let listen = socket_bind::usable(listen, "SFU");
+        let socket = socket_bind::socket(listen, Type::DGRAM, Protocol::UDP, false)?;
+        let socket: std::net::UdpSocket = socket.into();
+        let local = socket.local_addr()?;
+        let (commands, rx) = mpsc::unbounded_channel();
+        let driver = Driver {
+            sfu: Sfu::new(SfuConfig { room_size }),
+            local,
+            external_ip,
+            ids: HashMap::new(),
+            names: HashMap::new(),
+            joined: HashMap::new(),
+            next_id: 1,
+            reply,
+        };
+        std::thread::Builder::new()
+            .name("sfu".into())
+            .spawn(move || {
+                if let Err(e) = driver.run(socket, rx) {
+                    tracing::error!("SFU stopped: {e}");
+                }
+            })?;
+        Ok(SfuServer { commands, local })
+    }
+
+    /// Hands a command to the SFU's thread.
+    pub fn send(&self, command: Command) {
+        // Only fails once the thread has ended (logged there).
+        let _ = self.commands.send(command);
+    }
+
+    /// The UDP address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+/// The SFU's thread: the core, its socket, and peer ids ⇄ participants.
+struct Driver {
+    sfu: Sfu,
+    local: SocketAddr,
+    external_ip: Option<IpAddr>,
+    ids: HashMap<String, ParticipantId>,
+    names: HashMap<ParticipantId, String>,
+    /// Every peer the hub has joined, with its room and signaling address:
+    /// a participant whose transport ended joins again with its next offer.
+    joined: HashMap<String, (String, IpAddr)>,
+    next_id: u64,
+    reply: Reply,
+}
+
+/// The `RTCSessionDescriptionInit` JSON both ways.
+#[derive(serde::Deserialize, serde::Serialize)]
+struct Sdp {
+    #[serde(rename = "type")]
+    kind: String,
+    sdp: String,
+}
+
+impl Driver {
+    fn run(
+        mut self,
+        socket: std::net::UdpSocket,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let state = UdpSocketState::new((&socket).into())?;
+            // See ClientSocket::new: a std socket owns its descriptor.
+            #[allow(deprecated)]
+            let socket = AsyncFd::with_interest(socket, Interest::READABLE)?;
+            let mut storage = vec![0u8; MAX_DATAGRAM];
+            let mut meta = [RecvMeta::default()];
+            loop {
+                let wake = self
+                    .sfu
+                    .poll_timeout()
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+                tokio::select! {
+                    ready = socket.readable() => {
+                        let Ok(mut guard) = ready else { continue };
+                        loop {
+                            let mut bufs = [IoSliceMut::new(&mut storage)];
+                            match state.recv((&socket).into(), &mut bufs, &mut meta) {
+                                Ok(_) => {
+                                    let [m] = meta;
+                                    let from = canonical(m.addr);
+                                    let to = canonical(SocketAddr::new(m.dst_ip.unwrap_or(self.local.ip()), self.local.port()));
+                                    if let Some(data) = storage.get(..m.len) {
+                                        self.sfu.handle_datagram(Instant::now(), from, to, data);
+                                    }
+                                }
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                    guard.clear_ready();
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                            self.flush(&state, &socket);
+                        }
+                    }
+                    command = commands.recv() => {
+                        let Some(command) = command else { return Ok(()) };
+                        self.command(command);
+                    }
+                    _ = tokio::time::sleep_until(wake.into()) => {
+                        self.sfu.handle_timeout(Instant::now());
+                    }
+                }
+                self.flush(&state, &socket);
+            }
+        })
+    }
+
+    fn command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Join { peer, room, via } => {
+                self.joined.insert(peer.clone(), (room, via));
+                self.join(now, &peer);
+            }
+            Command::Signal { peer, data } => {
+                if !self.ids.contains_key(&peer) {
+                    self.join(now, &peer);
+                }
+                let Some(&id) = self.ids.get(&peer) else {
+                    return;
+                };
+                let result = match serde_json::from_str::<Sdp>(&data) {
+                    Ok(s) if s.kind == "offer" => self.sfu.handle_offer(now, id, &s.sdp),
+                    Ok(s) if s.kind == "answer" => self.sfu.handle_answer(now, id, &s.sdp),
+                    Ok(s) => Err(sfu::SfuError::Sdp(format!("type {:?}", s.kind))),
+                    Err(e) => Err(sfu::SfuError::Sdp(e.to_string())),
+                };
+                if let Err(e) = result {
+                    tracing::debug!("SFU: {peer}'s SDP refused: {e}");
+                }
+            }
+            Command::View { peer, of, width } => {
+                if let (Some(&id), Some(&of)) = (self.ids.get(&peer), self.ids.get(&of)) {
+                    self.sfu.set_view(id, of, width);
+                }
+            }
+            Command::Leave { peer } => {
+                self.joined.remove(&peer);
+                if let Some(id) = self.ids.remove(&peer) {
+                    self.names.remove(&id);
+                    self.sfu.leave(id);
+                }
+            }
+        }
+    }
+
+    /// Makes `peer` (joined by the hub) a participant, if it is not one.
+    fn join(&mut self, now: Instant, peer: &str) {
+        let Some((room, via)) = self.joined.get(peer) else {
+            return;
+        };
+        if self.ids.contains_key(peer) {
+            return;
+        }
+        let id = ParticipantId(self.next_id);
+        self.next_id += 1;
+        let bound = Some(self.local.ip()).filter(|ip| !ip.is_unspecified());
+        let ip = self.external_ip.or(bound).unwrap_or(*via);
+        let candidate = SocketAddr::new(ip, self.local.port());
+        match self.sfu.join(now, id, room, peer, &[candidate]) {
+            Ok(()) => {
+                self.ids.insert(peer.to_owned(), id);
+                self.names.insert(id, peer.to_owned());
+            }
+            Err(e) => tracing::debug!("SFU: {peer} not joined: {e}"),
+        }
+    }
+
+    /// Sends what the core queued and hands its events on.
+    fn flush(&mut self, state: &UdpSocketState, socket: &AsyncFd<std::net::UdpSocket>) {
+        let wildcard = self.local.ip().is_unspecified();
+        while let Some(t) = self.sfu.poll_transmit() {
+            let transmit = quinn_udp::Transmit {
+                destination: for_socket(self.local, t.destination),
+                ecn: None,
+                contents: &t.contents,
+                segment_size: None,
+                src_ip: wildcard.then_some(t.source.ip()),
+            };
+            // A full buffer loses the datagram, as UDP may.
+            let _ = state.try_send(socket.into(), &transmit);
+        }
+        while let Some(event) = self.sfu.poll_event() {
+            match event {
+                Event::Answer { to, sdp } => self.reply(to, "answer", sdp),
+                Event::Offer { to, sdp } => self.reply(to, "offer", sdp),
+                Event::Connected(id) => tracing::debug!("SFU: {:?} connected", self.names.get(&id)),
+                Event::Gone(id) => {
+                    tracing::debug!("SFU: {:?}'s transport ended", self.names.get(&id));
+                    if let Some(name) = self.names.remove(&id) {
+                        self.ids.remove(&name);
+                    }
+                }
+            }
+        }
+    }
+
+    fn reply(&self, to: ParticipantId, kind: &str, sdp: String) {
+        let Some(peer) = self.names.get(&to) else {
+            return;
+        };
+        let sdp = Sdp {
+            kind: kind.to_owned(),
+            sdp,
+        };
+        if let Ok(json) = serde_json::to_string(&sdp) {
+            (self.reply)(peer, json);
+        }
+    }
+}
