@@ -193,6 +193,9 @@ impl Session {
             password: self.config.password.clone(),
             token: self.config.token.clone(),
             session: None,
+            // The native peer calls peer to peer only: a room it is in
+            // stays in P2P mode.
+            sfu: false,
         });
     }
 
@@ -356,7 +359,13 @@ impl Session {
                     }
                 }
             }
-            ServerMessage::Message { .. } | ServerMessage::Pong { .. } | ServerMessage::Left => {}
+            // `mode` and `sfu` go only to clients that declared the `sfu`
+            // feature, which this one does not.
+            ServerMessage::Message { .. }
+            | ServerMessage::Pong { .. }
+            | ServerMessage::Left
+            | ServerMessage::Mode { .. }
+            | ServerMessage::Sfu { .. } => {}
             ServerMessage::Reconnect { .. } => self.events.push_back(Event::Reconnect),
             ServerMessage::Error { code, message, .. } => {
                 let code = serde_json::to_value(code)

@@ -50,11 +50,14 @@ pub enum ErrorCode {
     Unauthorized,
     /// The server is draining (shutting down): no new joins.
     Draining,
+    /// An `sfu` message from a peer whose room is not in SFU mode, or who
+    /// has not joined.
+    NotSfu,
 }
 
 impl ErrorCode {
     /// Every code, in a fixed order (for counters).
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::BadJson,
         ErrorCode::BadMessage,
         ErrorCode::UnknownType,
@@ -72,6 +75,7 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::Unauthorized,
         ErrorCode::Draining,
+        ErrorCode::NotSfu,
     ];
 
     /// The code as on the wire (`bad-json`, `room-full`, …).
@@ -94,6 +98,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate-limited",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Draining => "draining",
+            ErrorCode::NotSfu => "not-sfu",
         }
     }
 
@@ -177,6 +182,9 @@ pub enum SignalError {
     /// See [`ErrorCode::Draining`].
     #[error("the server is restarting; join again in a few seconds")]
     Draining,
+    /// See [`ErrorCode::NotSfu`].
+    #[error("this room is not in SFU mode")]
+    NotSfu,
 }
 
 impl SignalError {
@@ -200,6 +208,7 @@ impl SignalError {
             SignalError::RateLimited => ErrorCode::RateLimited,
             SignalError::Unauthorized(_) => ErrorCode::Unauthorized,
             SignalError::Draining => ErrorCode::Draining,
+            SignalError::NotSfu => ErrorCode::NotSfu,
         }
     }
 

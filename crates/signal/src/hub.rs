@@ -383,6 +383,7 @@ impl Hub {
                 password,
                 token,
                 session,
+                sfu: _,
             } => self.join(
                 conn,
                 JoinRequest {
@@ -425,6 +426,9 @@ impl Hub {
                 self.send(conn, ServerMessage::Left);
                 Ok(())
             }
+            // No room is in SFU mode (yet).
+            ClientMessage::Sfu { .. } => Err(SignalError::NotSfu),
+            ClientMessage::View { .. } => Ok(()),
         }
     }
 

@@ -20,6 +20,7 @@ pub use hub::{ConnId, Hub, HubConfig, HubStats, Output};
 pub use limit::{RateLimit, TokenBucket};
 pub use protocol::{
     ClientMessage, IceServer, IceServers, LeaveReason, MAX_NAME_CHARS, MAX_ROOM_LEN,
-    PROTOCOL_VERSION, PeerId, PeerInfo, RawData, RelayKind, ServerMessage, SharedIceServer,
-    TurnCredential, check_name, check_room, parse_client_message, parse_server_message,
+    MAX_VIEW_WIDTH, PROTOCOL_VERSION, PeerId, PeerInfo, RawData, RelayKind, RoomMode,
+    ServerMessage, SharedIceServer, TurnCredential, check_name, check_room, parse_client_message,
+    parse_server_message,
 };

@@ -6,10 +6,12 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::frame::{Members, not_a_message, optional, read_members, required, truncate};
+use super::frame::{
+    Members, bad_message, not_a_message, optional, read_members, required, truncate,
+};
 use super::{
-    MAX_NAME_CHARS, MAX_PASSWORD_LEN, MAX_ROOM_LEN, MAX_SESSION_LEN, PROTOCOL_VERSION, PeerId,
-    RawData, RelayKind,
+    MAX_FEATURE_CHARS, MAX_FEATURES, MAX_NAME_CHARS, MAX_PASSWORD_LEN, MAX_ROOM_LEN,
+    MAX_SESSION_LEN, MAX_VIEW_WIDTH, PROTOCOL_VERSION, PeerId, RawData, RelayKind,
 };
 use crate::error::SignalError;
 
@@ -32,6 +34,8 @@ pub enum ClientMessage {
         token: Option<String>,
         /// A random id of the client's session, kept across its reconnects.
         session: Option<String>,
+        /// The client can take part in SFU rooms (`features` lists `"sfu"`).
+        sfu: bool,
     },
     /// Relay `data` to peer `to` of the same room.
     Relay {
@@ -49,6 +53,20 @@ pub enum ClientMessage {
     },
     /// Leave the room; the connection stays open and may join again.
     Leave,
+    /// An SDP offer or answer for the room's SFU (SFU mode only).
+    Sfu {
+        /// Opaque payload (`RTCSessionDescription.toJSON()`), passed on
+        /// byte for byte.
+        data: RawData,
+    },
+    /// The client shows `peer`'s video in a tile `width` CSS pixels wide
+    /// (0: not shown), so the SFU sends no larger layer than that.
+    View {
+        /// Whose video.
+        peer: PeerId,
+        /// The tile's width, 0..=[`MAX_VIEW_WIDTH`].
+        width: u32,
+    },
 }
 
 impl Serialize for ClientMessage {
@@ -61,6 +79,7 @@ impl Serialize for ClientMessage {
                 password,
                 token,
                 session,
+                sfu,
             } => {
                 m.serialize_entry("type", "join")?;
                 m.serialize_entry("v", &PROTOCOL_VERSION)?;
@@ -75,6 +94,9 @@ impl Serialize for ClientMessage {
                         m.serialize_entry(key, value)?;
                     }
                 }
+                if *sfu {
+                    m.serialize_entry("features", &["sfu"])?;
+                }
             }
             ClientMessage::Relay { kind, to, data } => {
                 m.serialize_entry("type", kind.as_str())?;
@@ -88,6 +110,15 @@ impl Serialize for ClientMessage {
                 }
             }
             ClientMessage::Leave => m.serialize_entry("type", "leave")?,
+            ClientMessage::Sfu { data } => {
+                m.serialize_entry("type", "sfu")?;
+                m.serialize_entry("data", data)?;
+            }
+            ClientMessage::View { peer, width } => {
+                m.serialize_entry("type", "view")?;
+                m.serialize_entry("peer", peer)?;
+                m.serialize_entry("width", width)?;
+            }
         }
         m.end()
     }
@@ -101,17 +132,22 @@ impl<'de> Deserialize<'de> for ClientMessage {
 }
 
 /// The fields of each client message type, `type` first.
-const JOIN_FIELDS: [&str; 7] = ["type", "v", "room", "name", "password", "token", "session"];
+const JOIN_FIELDS: [&str; 8] = [
+    "type", "v", "room", "name", "password", "token", "session", "features",
+];
 const RELAY_FIELDS: [&str; 3] = ["type", "to", "data"];
 const PING_FIELDS: [&str; 2] = ["type", "id"];
 const LEAVE_FIELDS: [&str; 1] = ["type"];
+const SFU_FIELDS: [&str; 2] = ["type", "data"];
+const VIEW_FIELDS: [&str; 3] = ["type", "peer", "width"];
 
 /// Parses one text frame. `max_bytes` bounds its size.
 ///
 /// The frame is read once into its members without parsing their values;
-/// the opaque payload (`data` of a relay, `id` of a `ping`) is kept as its
-/// exact text, checked only against the JSON grammar. Everything else is
-/// checked as before: the same inputs get the same error codes.
+/// the opaque payload (`data` of a relay or of `sfu`, `id` of a `ping`) is
+/// kept as its exact text, checked only against the JSON grammar.
+/// Everything else is checked as before: the same inputs get the same
+/// error codes.
 pub fn parse_client_message(text: &str, max_bytes: usize) -> Result<ClientMessage, SignalError> {
     if text.len() > max_bytes {
         return Err(SignalError::TooLarge {
@@ -125,6 +161,7 @@ pub fn parse_client_message(text: &str, max_bytes: usize) -> Result<ClientMessag
     let relay = kind.and_then(RelayKind::from_type);
     let opaque = match kind {
         _ if relay.is_some() => Some("data"),
+        Some("sfu") => Some("data"),
         Some("ping") => Some("id"),
         _ => None,
     };
@@ -152,18 +189,37 @@ pub fn parse_client_message(text: &str, max_bytes: usize) -> Result<ClientMessag
             let [_] = members.pick(&LEAVE_FIELDS)?;
             Ok(ClientMessage::Leave)
         }
+        "sfu" => {
+            let [_, data] = members.pick(&SFU_FIELDS)?;
+            let data = data.ok_or_else(|| bad_message("missing field `data`"))?;
+            Ok(ClientMessage::Sfu {
+                data: RawData::from(data),
+            })
+        }
+        "view" => {
+            let [_, peer, width] = members.pick(&VIEW_FIELDS)?;
+            let peer = PeerId(required(peer, "peer")?);
+            let width: u32 = required(width, "width")?;
+            if width > MAX_VIEW_WIDTH {
+                return Err(SignalError::BadMessage(format!(
+                    "width: 0-{MAX_VIEW_WIDTH} CSS pixels"
+                )));
+            }
+            Ok(ClientMessage::View { peer, width })
+        }
         other => Err(SignalError::UnknownType(truncate(other, 64))),
     }
 }
 
 fn parse_join(members: &Members<'_>) -> Result<ClientMessage, SignalError> {
-    let [_, v, room, name, password, token, session] = members.pick(&JOIN_FIELDS)?;
+    let [_, v, room, name, password, token, session, features] = members.pick(&JOIN_FIELDS)?;
     let v: u32 = required(v, "v")?;
     let room: String = required(room, "room")?;
     let name: String = required(name, "name")?;
     let password: Option<String> = optional(password)?;
     let token: Option<String> = optional(token)?;
     let session: Option<String> = optional(session)?;
+    let features: Option<Vec<String>> = optional(features)?;
     if v != PROTOCOL_VERSION {
         return Err(SignalError::UnsupportedVersion(v));
     }
@@ -183,7 +239,24 @@ fn parse_join(members: &Members<'_>) -> Result<ClientMessage, SignalError> {
             Some(s) => Some(check_session(&s)?),
             None => None,
         },
+        sfu: check_features(features.as_deref().unwrap_or_default())?,
     })
+}
+
+/// A `join`'s `features`: at most 16 strings of at most 32 characters.
+/// Entries this version does not know are ignored (a newer client may list
+/// more); whether `"sfu"` is among them is returned.
+fn check_features(features: &[String]) -> Result<bool, SignalError> {
+    if features.len() > MAX_FEATURES
+        || features
+            .iter()
+            .any(|f| f.chars().count() > MAX_FEATURE_CHARS)
+    {
+        return Err(SignalError::BadMessage(format!(
+            "features: at most {MAX_FEATURES} strings of at most {MAX_FEATURE_CHARS} characters"
+        )));
+    }
+    Ok(features.iter().any(|f| f == "sfu"))
 }
 
 /// A room id: 1–64 bytes of `A-Z a-z 0-9 _ -`.
@@ -244,6 +317,7 @@ mod tests {
                 password: None,
                 token: None,
                 session: None,
+                sfu: false,
             })
         );
         let m = parse_client_message(r#"{"type":"candidate","to":"p2","data":null}"#, 1024);
@@ -288,3 +362,7 @@ mod tests {
 #[cfg(test)]
 #[path = "client_tests.rs"]
 mod raw_tests;
+
+#[cfg(test)]
+#[path = "client_sfu_tests.rs"]
+mod sfu_tests;

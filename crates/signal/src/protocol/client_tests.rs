@@ -250,6 +250,7 @@ fn same_as_before(text: &str, max: usize, compare_messages: bool) -> bool {
                         password,
                         token,
                         session,
+                        sfu,
                     },
                     before::Message::Join {
                         room: r,
@@ -258,7 +259,7 @@ fn same_as_before(text: &str, max: usize, compare_messages: bool) -> bool {
                         token: t,
                         session: s,
                     },
-                ) => (room, name, password, token, session) == (r, nm, p, t, s),
+                ) => (room, name, password, token, session) == (r, nm, p, t, s) && !sfu,
                 (
                     ClientMessage::Relay { kind, to, data },
                     before::Message::Relay {
@@ -278,7 +279,15 @@ fn same_as_before(text: &str, max: usize, compare_messages: bool) -> bool {
         }
         (Err(n), Err(o)) if n.code() == o.code() => {
             if compare_messages && n.code() != ErrorCode::BadJson {
-                assert_eq!(n, o, "{text:?}");
+                // `join` also takes `features` now (SFU rooms), and an
+                // unknown field's message lists it.
+                let n = match n {
+                    SignalError::BadMessage(m) => {
+                        SignalError::BadMessage(m.replace(", `features`", ""))
+                    }
+                    n => n.clone(),
+                };
+                assert_eq!(&n, o, "{text:?}");
             }
             false
         }
@@ -439,6 +448,26 @@ fn client_messages_round_trip_through_their_wire_form() {
             password: Some("pw".into()),
             token: None,
             session: Some("s-1".into()),
+            sfu: false,
+        },
+        ClientMessage::Join {
+            room: "abc".into(),
+            name: "Ann".into(),
+            password: None,
+            token: Some("t".into()),
+            session: None,
+            sfu: true,
+        },
+        ClientMessage::Sfu {
+            data: raw(r#"{"type":"offer","sdp":"v=0\r\n","n":1.10}"#),
+        },
+        ClientMessage::View {
+            peer: PeerId("p3".into()),
+            width: 320,
+        },
+        ClientMessage::View {
+            peer: PeerId("p3".into()),
+            width: 0,
         },
         ClientMessage::Relay {
             kind: RelayKind::Candidate,

@@ -7,7 +7,8 @@
 //! the hub's own types. Relayed payloads stay the exact JSON text they
 //! arrived as ([`RawData`]).
 //!
-//! - `client`: [`ClientMessage`], read strictly by [`parse_client_message`];
+//! - `client`: [`ClientMessage`], read strictly by [`parse_client_message`]
+//!   (its SFU additions tested in `client_sfu_tests.rs`);
 //! - `server`: [`ServerMessage`], read leniently by [`parse_server_message`];
 //! - `ice`: the `iceServers` of `joined`;
 //! - `frame`: reading a frame once into its members (shared by both parsers).
@@ -35,6 +36,12 @@ pub const MAX_NAME_CHARS: usize = 64;
 pub const MAX_PASSWORD_LEN: usize = 256;
 /// Longest client session id, in bytes.
 pub const MAX_SESSION_LEN: usize = 64;
+/// Most entries in a `join`'s `features`.
+pub const MAX_FEATURES: usize = 16;
+/// Longest entry of a `join`'s `features`, in characters.
+pub const MAX_FEATURE_CHARS: usize = 32;
+/// Widest tile a `view` may name, in CSS pixels (a 16K screen).
+pub const MAX_VIEW_WIDTH: u32 = 16_384;
 
 /// A peer id assigned by the hub, unique within this hub's lifetime.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -92,6 +99,31 @@ pub enum LeaveReason {
     /// Its connection closed or timed out; it may come back with the same
     /// session tag, and its calls may still be up.
     Disconnected,
+}
+
+/// How a room's media flows, as told in `mode`.
+///
+/// Deserializes from `p2p` or `sfu` only: another word is an error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomMode {
+    /// Peer to peer: every member calls every other (a full mesh). A room
+    /// starts so, and a client that got no `mode` is in it.
+    #[default]
+    P2p,
+    /// Through the server's selective forwarding unit: each member has one
+    /// connection, to the SFU, and exchanges its SDP with it via `sfu`.
+    Sfu,
+}
+
+impl RoomMode {
+    /// The `mode` string on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomMode::P2p => "p2p",
+            RoomMode::Sfu => "sfu",
+        }
+    }
 }
 
 /// The kinds of message relayed verbatim to one named peer of the same room.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::frame::{Members, bad_message, not_a_message, read_members, truncate, without_position};
-use super::{IceServer, LeaveReason, PeerId, PeerInfo, RawData, RelayKind};
+use super::{IceServer, LeaveReason, PeerId, PeerInfo, RawData, RelayKind, RoomMode};
 use crate::error::{ErrorCode, SignalError};
 
 /// A message from the hub to one client.
@@ -93,6 +93,17 @@ pub enum ServerMessage {
     },
     /// The answer to `leave`.
     Left,
+    /// How the room's media flows now: sent right after `joined` when the
+    /// room is in SFU mode, and to every member when the room switches.
+    Mode {
+        /// `p2p` or `sfu`.
+        mode: RoomMode,
+    },
+    /// An SDP offer or answer from the room's SFU.
+    Sfu {
+        /// Payload, byte for byte as the SFU gave it.
+        data: RawData,
+    },
     /// A request was refused; the connection stays open.
     Error {
         /// Machine-readable reason.
@@ -148,12 +159,14 @@ const PEER_LEFT_FIELDS: [&str; 2] = ["id", "reason"];
 const RECONNECT_FIELDS: [&str; 1] = ["reason"];
 const RELAYED_FIELDS: [&str; 2] = ["from", "data"];
 const PONG_FIELDS: [&str; 1] = ["id"];
+const MODE_FIELDS: [&str; 1] = ["mode"];
+const SFU_FIELDS: [&str; 1] = ["data"];
 const ERROR_FIELDS: [&str; 3] = ["code", "message", "reason"];
 
 /// Parses one text frame from the server, for a client.
 ///
-/// The frame is read once into its members; relayed `data` and `pong`'s
-/// `id` are kept as their exact text ([`RawData`], checked only against the
+/// The frame is read once into its members; relayed `data`, `sfu`'s `data`
+/// and `pong`'s `id` are kept as their exact text ([`RawData`], checked only against the
 /// JSON grammar). Lenient where the protocol lets a newer server grow:
 /// members it does not know are ignored (a later version may add optional
 /// fields), here and inside `peers`, `peer` and `iceServers`; of a member
@@ -163,9 +176,9 @@ const ERROR_FIELDS: [&str; 3] = ["code", "message", "reason"];
 ///
 /// - not one JSON value: `bad-json`;
 /// - not an object with a string `type`, a member missing or of the wrong
-///   type, a `peer-left` `reason` other than `left`/`disconnected`, or an
-///   `error` `code` this version does not know: `bad-message`, naming the
-///   member;
+///   type, a `peer-left` `reason` other than `left`/`disconnected`, a
+///   `mode` other than `p2p`/`sfu`, or an `error` `code` this version does
+///   not know: `bad-message`, naming the member;
 /// - a `type` this version does not know: `unknown-type` (a newer server's
 ///   message; a client may skip it).
 ///
@@ -212,6 +225,18 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, SignalError> {
             })
         }
         "left" => Ok(ServerMessage::Left),
+        "mode" => {
+            let [mode] = members.values(&MODE_FIELDS);
+            Ok(ServerMessage::Mode {
+                mode: member(mode, "mode")?,
+            })
+        }
+        "sfu" => {
+            let [data] = members.values(&SFU_FIELDS);
+            Ok(ServerMessage::Sfu {
+                data: RawData::from(present(data, "data")?),
+            })
+        }
         "error" => {
             let [code, message, reason] = members.values(&ERROR_FIELDS);
             let reason: Option<String> = optional_member(reason, "reason")?;

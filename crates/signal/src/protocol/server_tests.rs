@@ -101,6 +101,28 @@ fn every_variant() -> Vec<(ServerMessage, &'static str)> {
         (ServerMessage::Pong { id: None }, r#"{"type":"pong"}"#),
         (ServerMessage::Left, r#"{"type":"left"}"#),
         (
+            ServerMessage::Mode {
+                mode: RoomMode::Sfu,
+            },
+            r#"{"type":"mode","mode":"sfu"}"#,
+        ),
+        (
+            ServerMessage::Mode {
+                mode: RoomMode::P2p,
+            },
+            r#"{"type":"mode","mode":"p2p"}"#,
+        ),
+        (
+            ServerMessage::Sfu {
+                data: raw(r#"{"type":"offer","sdp":"v=0\r\na=msid:p1 t1\r\n"}"#),
+            },
+            r#"{"type":"sfu","data":{"type":"offer","sdp":"v=0\r\na=msid:p1 t1\r\n"}}"#,
+        ),
+        (
+            ServerMessage::error(&SignalError::NotSfu),
+            r#"{"type":"error","code":"not-sfu","message":"this room is not in SFU mode"}"#,
+        ),
+        (
             ServerMessage::error(&SignalError::RoomFull(8)),
             r#"{"type":"error","code":"room-full","message":"the room is full (8 peers)"}"#,
         ),
@@ -156,7 +178,7 @@ fn every_variant_round_trips_and_its_text_is_unchanged() {
         let kind = serde_json::from_str::<serde_json::Value>(text).unwrap()["type"].to_string();
         seen.insert(kind);
     }
-    assert_eq!(seen.len(), 11, "{seen:?}");
+    assert_eq!(seen.len(), 13, "{seen:?}");
 }
 
 #[test]
@@ -199,6 +221,17 @@ fn relayed_data_and_pong_id_keep_their_bytes() {
                 ))
             );
         }
+        let frame = format!("{{\"data\": {data} ,\"type\":\"sfu\"}}");
+        let m = parse_server_message(&frame);
+        assert_eq!(
+            m.as_ref(),
+            Ok(&ServerMessage::Sfu { data: raw(data) }),
+            "{frame}"
+        );
+        assert_eq!(
+            m.map(|m| m.to_json()),
+            Ok(format!(r#"{{"type":"sfu","data":{data}}}"#))
+        );
         let frame = format!("{{\"type\":\"pong\",\"id\": {data} }}");
         match parse_server_message(&frame) {
             Ok(ServerMessage::Pong { id: Some(id) }) => assert_eq!(id.get(), data),
@@ -303,6 +336,18 @@ fn members_it_does_not_know_are_ignored() {
                 reason: "draining".into(),
             },
         ),
+        (
+            r#"{"type":"mode","mode":"sfu","layers":3}"#,
+            ServerMessage::Mode {
+                mode: RoomMode::Sfu,
+            },
+        ),
+        (
+            r#"{"type":"sfu","from":"sfu","data":null}"#,
+            ServerMessage::Sfu {
+                data: RawData::null(),
+            },
+        ),
     ];
     for (text, expected) in cases {
         assert_eq!(parse_server_message(text).as_ref(), Ok(&expected), "{text}");
@@ -345,6 +390,17 @@ fn malformed_frames_are_errors() {
         ),
         (r#"{"type":"ping"}"#, UnknownType, "ping"),
         (r#"{"type":"leave"}"#, UnknownType, "leave"),
+        (
+            r#"{"type":"view","peer":"p1","width":1}"#,
+            UnknownType,
+            "view",
+        ),
+        (r#"{"type":"mode"}"#, BadMessage, "missing field `mode`"),
+        (r#"{"type":"mode","mode":"mcu"}"#, BadMessage, "`mode`"),
+        (r#"{"type":"mode","mode":"SFU"}"#, BadMessage, "`mode`"),
+        (r#"{"type":"mode","mode":null}"#, BadMessage, "`mode`"),
+        (r#"{"type":"sfu"}"#, BadMessage, "missing field `data`"),
+        (r#"{"type":"sfu","data":{"a":}}"#, BadJson, ""),
         (
             r#"{"type":"offer","to":"p1","data":1}"#,
             BadMessage,
@@ -541,6 +597,9 @@ fn mutated_frames_parse_to_a_fixed_point_or_an_error() {
         "\"left\"",
         "\"pong\"",
         "\"error\"",
+        "\"mode\"",
+        "\"sfu\"",
+        "\"p2p\"",
         "\"x\"",
         "\u{7}",
     ];
