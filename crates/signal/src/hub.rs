@@ -11,6 +11,12 @@
 //! driver passes to [`Hub::handle_text`]. Drain ([`Hub::handle_drain`]):
 //! every connection is told to `reconnect`, new joins are refused with
 //! `draining`, and the rooms already joined keep relaying.
+//!
+//! SFU rooms ([`HubConfig::sfu`], rules in `hub/sfu_rooms.rs`): a room
+//! whose members all declared the `sfu` feature moves its media to the
+//! server's SFU (from the third member with [`SfuPolicy::Auto`]); the hub
+//! tells its members `mode` and the driver what to do with the SFU
+//! ([`Output::Sfu`]), and passes SDP between them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -19,10 +25,13 @@ use std::time::{Duration, Instant};
 use crate::error::{ErrorCode, SignalError};
 use crate::limit::{RateLimit, TokenBucket};
 use crate::protocol::{
-    ClientMessage, IceServers, LeaveReason, PROTOCOL_VERSION, PeerId, PeerInfo, ServerMessage,
-    parse_client_message,
+    ClientMessage, IceServers, LeaveReason, PROTOCOL_VERSION, PeerId, PeerInfo, RoomMode,
+    ServerMessage, parse_client_message,
 };
 use crate::token::{self, Secret};
+
+mod sfu_rooms;
+pub use sfu_rooms::{SfuCommand, SfuPolicy};
 
 /// A connection, named by the driver; unique among open connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,6 +56,12 @@ pub struct HubConfig {
     /// Token mode: joins need an invite token signed with this secret
     /// (`--join-secret`). `None`: anyone may join, tokens are ignored.
     pub join_secret: Option<Secret>,
+    /// When rooms use the SFU. [`SfuPolicy::Never`] (the default) when the
+    /// driver runs none.
+    pub sfu: SfuPolicy,
+    /// Most peers in a room that may use the SFU (every member declared
+    /// it); other rooms keep [`HubConfig::room_size`].
+    pub sfu_room_size: usize,
 }
 
 impl Default for HubConfig {
@@ -59,6 +74,8 @@ impl Default for HubConfig {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(45),
             join_secret: None,
+            sfu: SfuPolicy::Never,
+            sfu_room_size: 50,
         }
     }
 }
@@ -85,6 +102,8 @@ pub enum Output {
         /// Why (for the close frame and logs).
         reason: &'static str,
     },
+    /// Tell the SFU (SFU rooms only).
+    Sfu(SfuCommand),
 }
 
 #[derive(Debug)]
@@ -92,6 +111,8 @@ struct Membership {
     /// The room's id, shared with the room table's key.
     room: Arc<str>,
     peer: PeerInfo,
+    /// The client declared the `sfu` feature.
+    sfu: bool,
 }
 
 /// One connection. Kept small: 10 000 of them sit in one table. The
@@ -111,6 +132,8 @@ struct Room {
     password: Option<String>,
     /// Members in join order.
     members: Vec<ConnId>,
+    /// Where the room's media flows now.
+    mode: RoomMode,
 }
 
 /// Plain counters of a hub, for metrics ([`Hub::stats`]).
@@ -126,6 +149,8 @@ pub struct HubStats {
     pub joins: u64,
     /// Offers, answers, candidates and messages relayed since start.
     pub relayed: u64,
+    /// Rooms in SFU mode now.
+    pub sfu_rooms: u64,
     /// `error` messages sent, by code, indexed like [`ErrorCode::ALL`].
     errors: [u64; ErrorCode::ALL.len()],
 }
@@ -186,6 +211,11 @@ impl Hub {
             peers: self.peers,
             joins: self.joins,
             relayed: self.relayed,
+            sfu_rooms: self
+                .rooms
+                .values()
+                .filter(|r| r.mode == RoomMode::Sfu)
+                .count() as u64,
             errors: self.errors,
         }
     }
@@ -383,7 +413,7 @@ impl Hub {
                 password,
                 token,
                 session,
-                sfu: _,
+                sfu,
             } => self.join(
                 conn,
                 JoinRequest {
@@ -392,6 +422,7 @@ impl Hub {
                     password,
                     token,
                     session,
+                    sfu,
                 },
                 unix_now,
             ),
@@ -426,9 +457,8 @@ impl Hub {
                 self.send(conn, ServerMessage::Left);
                 Ok(())
             }
-            // No room is in SFU mode (yet).
-            ClientMessage::Sfu { .. } => Err(SignalError::NotSfu),
-            ClientMessage::View { .. } => Ok(()),
+            ClientMessage::Sfu { data } => self.sfu_signal_from(conn, data),
+            ClientMessage::View { peer, width } => self.view(conn, peer, width),
         }
     }
 
@@ -452,6 +482,7 @@ impl Hub {
             password,
             token,
             session,
+            sfu,
         } = request;
         let Some(c) = self.conns.get(&conn) else {
             return Ok(());
@@ -482,8 +513,9 @@ impl Hub {
             {
                 return Err(SignalError::BadPassword);
             }
-            if room.members.len() >= self.config.room_size {
-                return Err(SignalError::RoomFull(self.config.room_size));
+            let limit = self.room_limit(room, sfu);
+            if room.members.len() >= limit {
+                return Err(SignalError::RoomFull(limit));
             }
         } else if self.rooms.len() >= self.config.max_rooms {
             return Err(SignalError::TooManyRooms(self.config.max_rooms));
@@ -504,6 +536,7 @@ impl Hub {
         let room = self.rooms.entry(key.clone()).or_insert_with(|| Room {
             password,
             members: Vec::with_capacity(self.config.room_size.min(4)),
+            mode: RoomMode::P2p,
         });
         let others: Vec<ConnId> = room.members.clone();
         room.members.push(conn);
@@ -513,8 +546,9 @@ impl Hub {
             .collect();
         if let Some(c) = self.conns.get_mut(&conn) {
             c.member = Some(Box::new(Membership {
-                room: key,
+                room: key.clone(),
                 peer: peer.clone(),
+                sfu,
             }));
         }
         self.send(
@@ -530,6 +564,7 @@ impl Hub {
         for other in others {
             self.send(other, ServerMessage::PeerJoined { peer: peer.clone() });
         }
+        self.update_mode(&key, Some(conn));
         Ok(())
     }
 
@@ -539,6 +574,14 @@ impl Hub {
             return;
         };
         self.peers = self.peers.saturating_sub(1);
+        let Some(room) = self.rooms.get_mut(&member.room) else {
+            return;
+        };
+        if room.mode == RoomMode::Sfu {
+            self.out.push_back(Output::Sfu(SfuCommand::Leave {
+                peer: member.peer.id.clone(),
+            }));
+        }
         let Some(room) = self.rooms.get_mut(&member.room) else {
             return;
         };
@@ -556,6 +599,7 @@ impl Hub {
                 },
             );
         }
+        self.update_mode(&member.room, None);
     }
 
     fn send(&mut self, to: ConnId, message: ServerMessage) {
@@ -575,6 +619,7 @@ struct JoinRequest {
     password: Option<String>,
     token: Option<String>,
     session: Option<String>,
+    sfu: bool,
 }
 
 /// The public tag of a client session: HMAC-SHA256 under a fixed key,

@@ -16,7 +16,7 @@ mod protocol;
 pub mod token;
 
 pub use error::{ErrorCode, SignalError};
-pub use hub::{ConnId, Hub, HubConfig, HubStats, Output};
+pub use hub::{ConnId, Hub, HubConfig, HubStats, Output, SfuCommand, SfuPolicy};
 pub use limit::{RateLimit, TokenBucket};
 pub use protocol::{
     ClientMessage, IceServer, IceServers, LeaveReason, MAX_NAME_CHARS, MAX_ROOM_LEN,
