@@ -47,6 +47,10 @@ async function startOnce(args, ready, ports, { loopbackPeers = true, turnHost = 
   // Tests stop their servers with SIGTERM and expect them gone soon: a
   // short drain unless the test is about the drain.
   if (!args.includes('--drain-timeout')) defaults.push('--drain-timeout', '2');
+  // Rooms stay a mesh unless the test is about the SFU (then on a UDP port
+  // of its own, so parallel servers never collide on 3480).
+  if (!args.includes('--sfu')) defaults.push('--sfu', 'never');
+  if (!args.includes('--sfu-listen')) defaults.push('--sfu-listen', '127.0.0.1:0');
   const log = process.env.SWITCHBOARD_E2E_LOG ?? 'warn';
   recordSecrets(args);
   const child = spawn(bin, ['--http-listen', `127.0.0.1:${httpPort}`, '--turn-listen', `${turnHost}:${turnPort}`,

@@ -237,6 +237,23 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_ROOM_SIZE", default_value_t = 8)]
     pub room_size: usize,
 
+    /// Group calls through the built-in SFU: `auto` keeps two people peer
+    /// to peer and moves a room to the SFU from the third, `always` uses it
+    /// from the first, `never` keeps every room a mesh. Only rooms whose
+    /// every member can take part (today's clients say so when they join)
+    /// move.
+    #[arg(long, env = "SWITCHBOARD_SFU", value_enum, default_value_t = SfuMode::Auto)]
+    pub sfu: SfuMode,
+
+    /// UDP address for the SFU's media (one port for every participant),
+    /// or `off`.
+    #[arg(long, env = "SWITCHBOARD_SFU_LISTEN", default_value = "[::]:3480")]
+    pub sfu_listen: Listen,
+
+    /// Most participants in one SFU room.
+    #[arg(long, env = "SWITCHBOARD_SFU_ROOM_SIZE", default_value_t = 50)]
+    pub sfu_room_size: usize,
+
     /// Most signaling WebSocket connections from one IP address at once.
     #[arg(long, env = "SWITCHBOARD_MAX_WS_PER_IP", default_value_t = 32)]
     pub max_ws_per_ip: usize,
@@ -285,6 +302,18 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// `--sfu`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SfuMode {
+    /// Peer to peer for two, the SFU from three.
+    Auto,
+    /// The SFU for every room.
+    Always,
+    /// Never the SFU.
+    Never,
 }
 
 /// `--kernel-offload`.
@@ -420,6 +449,9 @@ impl Config {
             ice_servers,
             credential_ttl,
             room_size,
+            sfu,
+            sfu_listen,
+            sfu_room_size,
             max_ws_per_ip,
             max_rooms,
             tls_cert,

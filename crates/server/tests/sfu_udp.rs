@@ -133,7 +133,7 @@ fn a_subscriber_receives_the_publishers_video_through_the_sfu_thread() {
         sfu.send(Command::Join {
             peer: c.peer.into(),
             room: "r".into(),
-            via,
+            via: Some(via),
         });
         let offer = c.offer(i == 0);
         sfu.send(Command::Signal {

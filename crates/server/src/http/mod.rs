@@ -33,10 +33,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use signal::HubConfig;
+use signal::{HubConfig, SfuPolicy};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, SfuMode};
 use crate::per_address::ConnectionsPerIp;
 use crate::tls::Tls;
 use crate::turn_server::handoff::Handoff;
@@ -178,6 +178,12 @@ pub fn hub_config(ctx: &HttpContext) -> HubConfig {
             .join_secret
             .as_deref()
             .map(signal::token::Secret::new),
+        sfu: match (ctx.config.sfu, ctx.config.sfu_listen.0) {
+            (_, None) | (SfuMode::Never, _) => SfuPolicy::Never,
+            (SfuMode::Auto, Some(_)) => SfuPolicy::Auto,
+            (SfuMode::Always, Some(_)) => SfuPolicy::Always,
+        },
+        sfu_room_size: ctx.config.sfu_room_size.max(1),
         ..HubConfig::default()
     }
 }
@@ -209,9 +215,27 @@ async fn serve_plain(
 
 /// The router, and the switch that closes all WebSockets (graceful shutdown
 /// waits for open connections, so they must be told to end).
-fn router(ctx: &HttpContext, hub: HubConfig) -> (Router, watch::Sender<bool>) {
+fn router(ctx: &HttpContext, mut hub: HubConfig) -> (Router, watch::Sender<bool>) {
     let (stop_tx, stop_rx) = watch::channel(false);
+    // SFU rooms need the SFU running: without it every room stays a mesh.
+    let sfu_listen = ctx
+        .config
+        .sfu_listen
+        .0
+        .filter(|_| hub.sfu != SfuPolicy::Never);
+    if sfu_listen.is_none() {
+        hub.sfu = SfuPolicy::Never;
+    }
     let signaling = Signaling::new(hub, stop_rx);
+    if let Some(listen) = sfu_listen {
+        match signaling.attach_sfu(listen, ctx.config.sfu_room_size, ctx.config.external_ip) {
+            Ok(addr) => println!("  SFU media udp {addr}"),
+            Err(e) => {
+                tracing::error!("SFU not started on {listen} ({e:#}); rooms stay peer to peer");
+                signaling.disable_sfu();
+            }
+        }
+    }
     tokio::spawn(signaling.clone().run_ticker());
     tokio::spawn(signaling.clone().drain_on(ctx.draining.clone()));
     ctx.signaling_stats.attach(Arc::downgrade(&signaling));
@@ -330,6 +354,7 @@ async fn websocket(
         return forbidden_origin();
     }
     let ice = app.ice.ice_for(host_of(headers), &ice::credential_id());
+    let host = host_of(headers).map(str::to_owned);
     let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
         // Not an HTTP/1.1 connection that can be taken over.
         return ws::upgrade::Refusal::NotUpgrade.into_response();
@@ -344,16 +369,48 @@ async fn websocket(
     // The slot is held until the connection ends (dropped too if the
     // upgrade fails).
     tokio::spawn(async move {
+        let via = server_ip(host.as_deref()).await;
         match on_upgrade.await {
             Ok(upgraded) => {
                 signaling
-                    .run_connection(TokioIo::new(upgraded), ice, slot)
+                    .run_connection(TokioIo::new(upgraded), ice, via, slot)
                     .await
             }
             Err(e) => tracing::debug!(%client, error = %e, "WebSocket upgrade failed"),
         }
     });
     ws::upgrade::switching_protocols(accept)
+}
+
+/// The server address a client reached by the name in its `Host` header:
+/// the IP literal itself, else the name's first address (IPv4 first), for
+/// the SFU's ICE candidate. `None` when it does not resolve.
+async fn server_ip(host: Option<&str>) -> Option<std::net::IpAddr> {
+    let host = host?;
+    let name = match host.rsplit_once(':') {
+        // `[v6]:port` or `name:port`; a bare IPv6 literal has no brackets.
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) && !name.ends_with(':') => {
+            name
+        }
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = name.parse() {
+        return Some(ip);
+    }
+    let addrs: Vec<SocketAddr> = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        tokio::net::lookup_host((name, 0)),
+    )
+    .await
+    .ok()?
+    .ok()?
+    .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .map(|a| a.ip())
 }
 
 /// A JSON error body `{"error": code, "message": …}` (plus `reason` when

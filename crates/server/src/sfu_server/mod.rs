@@ -33,11 +33,12 @@ const MAX_DATAGRAM: usize = 2048;
 pub enum Command {
     /// `peer` takes part in `room`'s SFU session; `via` is the server
     /// address its signaling connection reached (its media is told to go to
-    /// that address unless `--external-ip` says otherwise).
+    /// that address unless `--external-ip` or a specific `--sfu-listen`
+    /// address says otherwise).
     Join {
         peer: String,
         room: String,
-        via: IpAddr,
+        via: Option<IpAddr>,
     },
     /// The participant's SDP offer or answer (`{"type":…,"sdp":…}`).
     Signal { peer: String, data: String },
@@ -115,7 +116,7 @@ struct Driver {
     names: HashMap<ParticipantId, String>,
     /// Every peer the hub has joined, with its room and signaling address:
     /// a participant whose transport ended joins again with its next offer.
-    joined: HashMap<String, (String, IpAddr)>,
+    joined: HashMap<String, (String, Option<IpAddr>)>,
     next_id: u64,
     reply: Reply,
 }
@@ -232,10 +233,16 @@ impl Driver {
         if self.ids.contains_key(peer) {
             return;
         }
+        let bound = Some(self.local.ip()).filter(|ip| !ip.is_unspecified());
+        let Some(ip) = self.external_ip.or(bound).or(*via) else {
+            tracing::warn!(
+                "SFU: no address to give {peer} (its signaling host is not an IP address \
+                 and did not resolve); set --external-ip"
+            );
+            return;
+        };
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
-        let bound = Some(self.local.ip()).filter(|ip| !ip.is_unspecified());
-        let ip = self.external_ip.or(bound).unwrap_or(*via);
         let candidate = SocketAddr::new(ip, self.local.port());
         match self.sfu.join(now, id, room, peer, &[candidate]) {
             Ok(()) => {

@@ -15,6 +15,11 @@
 //! connection is one task, one hand-written future (no channel, no timer,
 //! no second task); the hub keeps the ICE server list once per host name,
 //! and per connection only its TURN credential.
+//!
+//! SFU rooms: the hub's [`Output::Sfu`] commands go to the running
+//! [`SfuServer`] (attached with [`Signaling::attach_sfu`]), each `Join` with
+//! the server address that member's WebSocket reached; the SFU's SDP comes
+//! back through [`Hub::handle_sfu_signal`].
 
 mod connection;
 pub mod upgrade;
@@ -22,14 +27,17 @@ pub mod upgrade;
 pub use connection::Connection;
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use signal::{ConnId, Hub, HubConfig, HubStats, IceServers, Output};
+use signal::{ConnId, Hub, HubConfig, HubStats, IceServers, Output, PeerId, RawData, SfuCommand};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
+
+use crate::sfu_server::{self, SfuServer};
 
 /// Largest WebSocket message accepted at all; larger ones close the
 /// connection (status 1009). Over the hub's parse limit and up to this
@@ -66,14 +74,18 @@ struct Outbox {
     /// The connection's task, when it waits for the outbox.
     waker: Option<Waker>,
     state: State,
+    /// The server address the connection reached (where its SFU media
+    /// goes), if known.
+    via: Option<IpAddr>,
 }
 
 impl Outbox {
-    fn new() -> Self {
+    fn new(via: Option<IpAddr>) -> Self {
         Outbox {
             queue: VecDeque::new(),
             waker: None,
             state: State::Open,
+            via,
         }
     }
 
@@ -103,6 +115,8 @@ impl Outbox {
 struct Shared {
     hub: Hub,
     outboxes: HashMap<ConnId, Outbox>,
+    /// The SFU, when SFU rooms are on.
+    sfu: Option<SfuServer>,
 }
 
 /// The hub and the connections it talks to.
@@ -119,6 +133,7 @@ impl Signaling {
             shared: Mutex::new(Shared {
                 hub: Hub::new(config),
                 outboxes: HashMap::new(),
+                sfu: None,
             }),
             next_conn: AtomicU64::new(1),
             shutdown,
@@ -136,6 +151,33 @@ impl Signaling {
         let mut s = self.lock();
         f(&mut s.hub);
         s.dispatch();
+    }
+
+    /// Starts the SFU on `listen` and routes the hub's SFU rooms to it;
+    /// its SDP for a member comes back to that member as `sfu`. The hub
+    /// must have been made with an [`signal::SfuPolicy`] other than `Never`.
+    pub fn attach_sfu(
+        self: &Arc<Self>,
+        listen: std::net::SocketAddr,
+        room_size: usize,
+        external_ip: Option<IpAddr>,
+    ) -> anyhow::Result<std::net::SocketAddr> {
+        let weak: Weak<Signaling> = Arc::downgrade(self);
+        let reply: sfu_server::Reply = Box::new(move |peer, json| {
+            let (Some(signaling), Ok(data)) = (weak.upgrade(), RawData::from_json(&json)) else {
+                return;
+            };
+            signaling.with_hub(|hub| hub.handle_sfu_signal(&PeerId(peer.to_owned()), data));
+        });
+        let server = SfuServer::start(listen, room_size, external_ip, reply)?;
+        let addr = server.local_addr();
+        self.lock().sfu = Some(server);
+        Ok(addr)
+    }
+
+    /// No SFU after all (it failed to start): every room stays a mesh.
+    pub fn disable_sfu(&self) {
+        self.lock().hub.set_sfu_policy(signal::SfuPolicy::Never);
     }
 
     /// The hub's counters now.
@@ -196,11 +238,13 @@ impl Signaling {
     /// ends or is dropped. `guard` (e.g. its per-address slot) is held as
     /// long. A plain future rather than an `async fn`: an async block keeps
     /// its arguments beside the futures it awaits, and the socket would be
-    /// held (in size) twice or three times over in every task.
+    /// held (in size) twice or three times over in every task. `via`: the
+    /// server address the client reached, for its SFU media.
     pub fn run_connection<S, G>(
         self: Arc<Self>,
         socket: S,
         ice_servers: IceServers,
+        via: Option<IpAddr>,
         guard: G,
     ) -> Connection<S, G>
     where
@@ -210,7 +254,7 @@ impl Signaling {
         let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         {
             let mut s = self.lock();
-            let mut outbox = Outbox::new();
+            let mut outbox = Outbox::new(via);
             if *self.shutdown.borrow() {
                 outbox.state = State::Gone;
             }
@@ -240,6 +284,10 @@ impl Shared {
                     }
                     continue;
                 }
+                Output::Sfu(command) => {
+                    self.to_sfu(command);
+                    continue;
+                }
             };
             let Some(out) = self.outboxes.get_mut(&conn) else {
                 continue;
@@ -257,6 +305,36 @@ impl Shared {
             out.queue.push_back(item);
             out.wake();
         }
+    }
+}
+
+impl Shared {
+    /// Hands an SFU command of the hub to the SFU's thread.
+    fn to_sfu(&self, command: SfuCommand) {
+        let Some(sfu) = &self.sfu else {
+            return;
+        };
+        let command = match command {
+            SfuCommand::Join { conn, peer, room } => {
+                let via = self.outboxes.get(&conn).and_then(|o| o.via);
+                sfu_server::Command::Join {
+                    peer: peer.0,
+                    room: room.to_string(),
+                    via,
+                }
+            }
+            SfuCommand::Signal { peer, data } => sfu_server::Command::Signal {
+                peer: peer.0,
+                data: data.get().to_owned(),
+            },
+            SfuCommand::View { peer, of, width } => sfu_server::Command::View {
+                peer: peer.0,
+                of: of.0,
+                width,
+            },
+            SfuCommand::Leave { peer } => sfu_server::Command::Leave { peer: peer.0 },
+        };
+        sfu.send(command);
     }
 }
 
