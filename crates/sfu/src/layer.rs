@@ -43,7 +43,10 @@ pub struct LayerRates {
 struct Meter {
     window_start: Option<Instant>,
     window_bytes: u64,
+    window_frames: u32,
     bps: u64,
+    /// Frames per second over the last window, ×10 (0.1 fps steps).
+    fps10: u32,
     last_seen: Option<Instant>,
 }
 
@@ -56,15 +59,33 @@ impl LayerRates {
         m.last_seen = Some(now);
         let start = *m.window_start.get_or_insert(now);
         m.window_bytes = m.window_bytes.saturating_add(bytes as u64);
+        m.window_frames = m.window_frames.saturating_add(1);
         let elapsed = now.saturating_duration_since(start);
         if elapsed >= RATE_WINDOW {
             let ms = u64::try_from(elapsed.as_millis())
                 .unwrap_or(u64::MAX)
                 .max(1);
             m.bps = m.window_bytes.saturating_mul(8_000) / ms;
+            m.fps10 = u32::try_from(u64::from(m.window_frames) * 10_000 / ms).unwrap_or(u32::MAX);
             m.window_start = Some(now);
             m.window_bytes = 0;
+            m.window_frames = 0;
         }
+    }
+
+    /// Whether layer `index` runs at no less than half the frame rate of
+    /// the smoothest active layer. A browser short of uplink first starves its
+    /// upper layers (a frame a second) before it stops them: such a layer
+    /// is still heard from but would show a slide show.
+    pub fn smooth(&self, index: usize, now: Instant) -> bool {
+        let best = (0..MAX_LAYERS)
+            .filter(|i| self.active(*i, now))
+            .filter_map(|i| self.layers.get(i).map(|m| m.fps10))
+            .max()
+            .unwrap_or(0);
+        self.layers
+            .get(index)
+            .is_some_and(|m| m.fps10.saturating_mul(2) >= best)
     }
 
     /// Whether layer `index` has sent a frame recently.
@@ -94,7 +115,8 @@ pub fn cap_for_width(width: Option<u32>, layers: usize) -> usize {
 }
 
 /// The layer a subscriber should get, given the one it is sent now: the
-/// highest active one up to `cap` whose rate fits `budget_bps`; else the
+/// highest active and smooth ([`LayerRates::smooth`]) one up to `cap` whose
+/// rate fits `budget_bps`; else the
 /// lowest active one (video keeps playing on the smallest layer however
 /// short the link); `None` when no layer is active.
 pub fn choose(
@@ -118,6 +140,7 @@ pub fn choose(
     let best = (0..=cap.min(layers.saturating_sub(1)))
         .rev()
         .filter(active)
+        .filter(|i| rates.smooth(*i, now))
         .find(fits);
     Some(best.unwrap_or(lowest))
 }
@@ -233,6 +256,26 @@ mod tests {
         assert_eq!(choose(&r, 3, 2, 1_400_000, Some(2), now), Some(1));
         // Nothing sent yet: nothing to choose.
         assert_eq!(choose(&LayerRates::default(), 3, 2, 1, None, now), None);
+    }
+
+    #[test]
+    fn a_starved_layer_is_not_chosen() {
+        // Low and medium at 20 fps; high heard from, but at 2 fps (a
+        // browser short of uplink): the medium layer, not a slide show.
+        let now = Instant::now();
+        let mut r = LayerRates::default();
+        for i in 0..=20u32 {
+            let t = now - RATE_WINDOW + RATE_WINDOW * i / 20;
+            r.on_frame(0, 1000, t);
+            r.on_frame(1, 3000, t);
+            if i % 10 == 0 {
+                r.on_frame(2, 2000, t);
+            }
+        }
+        assert!(r.smooth(0, now) && r.smooth(1, now));
+        assert!(!r.smooth(2, now));
+        assert_eq!(choose(&r, 3, 2, 100_000_000, None, now), Some(1));
+        assert_eq!(choose(&r, 3, 2, 100_000_000, Some(2), now), Some(1));
     }
 
     #[test]
