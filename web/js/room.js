@@ -1,9 +1,12 @@
 // The room page: lobby (name, preview), then the call — a full mesh of
 // PeerLinks, one tile per peer with a connection panel, chat and file
 // transfer over data channels, mic/camera/screen controls and device choice.
+// From the third person on the server may move the room's media to its SFU
+// (sfu_room.js); the mesh then carries chat and files only.
 
 import { Signaling, JoinRefused } from './signaling.js';
 import { PeerLink } from './peer.js';
+import { SfuRoom } from './sfu_room.js';
 import { cleanupReceived } from './files.js';
 import { readStats, formatRate, Sparkline } from './stats.js';
 import { el, icons, iconButton, formatBytes, initials, hue } from './ui.js';
@@ -52,6 +55,10 @@ const state = {
   iceServers: [],
   signaling: null,
   peers: new Map(), // id -> {link, tile, stats, graph, info}
+  // SFU mode: the link to the server's SFU (null in P2P mode), and whether
+  // our mesh links send media (not once the SFU link is up).
+  sfu: null,
+  p2pMedia: true,
 };
 
 // Exposed for the browser tests and for curious operators in the console.
@@ -61,6 +68,7 @@ window.switchboard = {
   relayOnly,
   session,
   peer: (id) => state.peers.get(id)?.link ?? null,
+  sfu: () => state.sfu,
   stats: (id) => state.peers.get(id)?.stats ?? null,
 };
 
@@ -103,10 +111,15 @@ function setLocalTrack(kind, track) {
   if (track) local.stream.addTrack(track);
 }
 
-/** The track each peer should get for `kind` right now. */
+/** The track we publish for `kind` right now. */
 function outgoing(kind) {
   if (kind === 'audio') return local.micOn ? local.mic : null;
   return local.screen ?? (local.camOn ? local.camera : null);
+}
+
+/** What a mesh link sends for `kind`: nothing once the SFU carries our media. */
+function outgoingP2p(kind) {
+  return state.p2pMedia ? outgoing(kind) : null;
 }
 
 async function startPreview() {
@@ -129,7 +142,8 @@ async function startPreview() {
 
 async function pushTrack(kind) {
   const track = outgoing(kind);
-  await Promise.all([...state.peers.values()].map((p) => p.link.replaceTrack(kind, track).catch(() => {})));
+  await Promise.all([...state.peers.values()].map((p) => p.link.replaceTrack(kind, outgoingP2p(kind)).catch(() => {})));
+  await state.sfu?.replaceTrack(kind, track).catch(() => {});
   updateSelfTile();
   broadcastState();
 }
@@ -327,7 +341,7 @@ function addPeer(peer, initiator) {
     relayOnly,
     // By the link's current id: a signaling reconnect re-keys it (rekey()).
     send: (type, data) => { if (!p.orphan) state.signaling.relay(type, link.id, data); },
-    localTrack: outgoing,
+    localTrack: outgoingP2p,
     localStream: local.stream,
   });
   const view = makeTile(peer.id, peer.name, false);
@@ -336,6 +350,7 @@ function addPeer(peer, initiator) {
   if (peer.admin) view.tile.classList.add('admin');
   state.peers.set(peer.id, p);
   link.addEventListener('track', () => {
+    if (state.sfu?.has(link.id)) return;
     view.video.srcObject = link.remoteStream;
     view.video.play().catch(() => {});
   });
@@ -352,6 +367,7 @@ function addPeer(peer, initiator) {
   link.addEventListener('transfer', ({ detail }) => renderTransfer(peer, detail));
   layoutGrid();
   broadcastState(peer.id);
+  state.sfu?.show(peer.id);
   addChat(null, `${peer.name} joined`, false, true);
 }
 
@@ -393,6 +409,7 @@ function removePeer(id, announce = true) {
   p.link.close();
   p.view.tile.remove();
   state.peers.delete(id);
+  state.sfu?.forget(id);
   layoutGrid();
   if (announce) addChat(null, `${p.link.name} left`, false, true);
 }
@@ -419,6 +436,44 @@ async function pollStats() {
     } catch { /* closed meanwhile */ }
   }
   if (!$('panel-people').hidden) renderPeople();
+  state.sfu?.sendViews(state.peers.keys());
+}
+
+// ---- SFU mode ----------------------------------------------------------
+
+/** The server moved the room's media to its SFU (`sfu`) or back (`p2p`). */
+function setMode(mode) {
+  leaveSfu();
+  document.body.dataset.mode = mode;
+  if (mode !== 'sfu') return;
+  const sfu = new SfuRoom({
+    iceServers: state.iceServers,
+    relayOnly,
+    send: (msg) => state.signaling?.send(msg),
+    localTrack: outgoing,
+    localStream: local.stream,
+    videoOf: (peer) => state.peers.get(peer)?.view.video ?? null,
+  });
+  state.sfu = sfu;
+  // Our mesh links go quiet once the SFU carries what we publish.
+  sfu.addEventListener('connected', () => {
+    if (state.sfu !== sfu) return;
+    state.p2pMedia = false;
+    for (const p of state.peers.values()) for (const kind of ['audio', 'video']) p.link.replaceTrack(kind, null).catch(() => {});
+  });
+}
+
+/** Back to the mesh: our links send again and tiles show their P2P streams. */
+function leaveSfu() {
+  if (!state.sfu) return;
+  state.sfu.close();
+  state.sfu = null;
+  state.p2pMedia = true;
+  for (const p of state.peers.values()) {
+    for (const kind of ['audio', 'video']) p.link.replaceTrack(kind, outgoing(kind)).catch(() => {});
+    p.view.video.srcObject = p.link.remoteStream;
+    p.view.video.play().catch(() => {});
+  }
 }
 
 // ---- Chat --------------------------------------------------------------
@@ -518,6 +573,9 @@ for (const b of document.querySelectorAll('.tab')) b.onclick = () => selectTab(b
 // ---- Signaling ---------------------------------------------------------
 
 function onJoined(msg) {
+  // A rejoin starts in P2P mode; `mode` follows if the room uses the SFU.
+  leaveSfu();
+  document.body.dataset.mode = 'p2p';
   state.selfId = msg.you;
   state.iceServers = msg.iceServers;
   document.body.dataset.self = msg.you;
@@ -563,6 +621,8 @@ function onMessage(msg) {
       if (p && msg.data?.kind === 'state') applyRemoteState(p, msg.data);
       break;
     }
+    case 'mode': setMode(msg.mode); break;
+    case 'sfu': state.sfu?.handle(msg.data); break;
     case 'error': console.warn('signaling error', msg.code, msg.message); break;
     default: break;
   }
@@ -577,6 +637,7 @@ async function join(name, password) {
     password,
     token: inviteToken,
     session,
+    features: ['sfu'],
     onMessage,
     onJoined: (msg) => { onJoined(msg); toast('Reconnected'); },
     onStatus: (s, err) => {

@@ -31,11 +31,13 @@ function backoff(attempt) {
  * 'reconnecting' | 'draining' | 'closed'.
  */
 export class Signaling {
-  constructor({ room, name, password, token, session, onMessage, onStatus, onJoined }) {
+  constructor({ room, name, password, token, session, features, onMessage, onStatus, onJoined }) {
     this.join = { type: 'join', v: PROTOCOL_VERSION, room, name };
     if (password) this.join.password = password;
     if (token) this.join.token = token;
     if (session) this.join.session = session;
+    // `['sfu']`: this client can take part in SFU rooms.
+    if (features?.length) this.join.features = features;
     this.onMessage = onMessage;
     this.onStatus = onStatus ?? (() => {});
     this.onJoined = onJoined;

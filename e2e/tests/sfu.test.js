@@ -1,0 +1,164 @@
+// Issue 13, must-show 1: five Chromium pages in one room with `--sfu auto`.
+// Two pages call peer to peer; the third's arrival moves everyone to the
+// SFU with video continuing; with five, every page plays video from the
+// four others and publishes one camera stream (its simulcast layers) to
+// the SFU and none on its mesh links; when three leave, the remaining two
+// are peer to peer again, with video.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchChromium } from '../lib/browser.js';
+import { roomId, joinRoom, waitConnected } from '../lib/call.js';
+import { startServer } from '../lib/server.js';
+
+/** Frames each remote tile has shown so far: {peerId: totalVideoFrames}. */
+function tileFrames(page) {
+  return page.evaluate(() => {
+    const out = {};
+    for (const [id, p] of window.switchboard.state.peers) {
+      const q = p.view.video.getVideoPlaybackQuality?.();
+      out[id] = p.view.video.videoWidth > 0 ? (q?.totalVideoFrames ?? 0) : 0;
+    }
+    return out;
+  });
+}
+
+/** Waits until every one of `count` remote tiles shows frames, and keeps showing new ones. */
+async function waitTilesPlaying(page, count, timeout = 60_000) {
+  const deadline = Date.now() + timeout;
+  let before = null;
+  for (;;) {
+    const now = await tileFrames(page);
+    const ids = Object.keys(now);
+    const ok = ids.length === count && before && ids.every((id) => now[id] > 0 && now[id] > (before[id] ?? 0));
+    if (ok) return now;
+    if (Date.now() > deadline) assert.fail(`tiles not playing: ${JSON.stringify({ before, now })}`);
+    before = now;
+    await new Promise((r) => setTimeout(r, 1500));
+  }
+}
+
+/** The SFU link's state and what arrives on it, per track: for failure messages. */
+function sfuReport(page) {
+  return page.evaluate(async () => {
+    const sfu = window.switchboard.sfu();
+    if (!sfu) return { mode: document.body.dataset.mode ?? 'p2p' };
+    const pc = sfu.link.pc;
+    const inbound = [];
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp') inbound.push(`${s.kind} mid ${s.mid} ${s.trackIdentifier?.slice(0, 8)} pkts ${s.packetsReceived} frames ${s.framesDecoded ?? '-'} ${s.frameWidth ?? ''}`);
+    });
+    return {
+      mode: document.body.dataset.mode,
+      signaling: pc.signalingState,
+      connection: pc.connectionState,
+      transceivers: pc.getTransceivers().map((t) => `${t.mid}:${t.direction}/${t.currentDirection}`).join(' '),
+      streams: [...sfu.streams.keys()],
+      tiles: [...window.switchboard.state.peers].map(([id, p]) => `${id}=${p.view.video.srcObject?.id}`),
+      inbound,
+    };
+  });
+}
+
+function mode(page) {
+  return page.evaluate(() => document.body.dataset.mode ?? 'p2p');
+}
+
+async function waitMode(page, want, timeout = 20_000) {
+  await page.waitForFunction((m) => (document.body.dataset.mode ?? 'p2p') === m, want, { timeout });
+}
+
+/** What this page sends: video bytes on each mesh link and the SFU link's video encodings. */
+function sending(page) {
+  return page.evaluate(async () => {
+    const bytes = async (pc) => {
+      let video = 0;
+      const rids = [];
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === 'outbound-rtp' && s.kind === 'video') {
+          video += s.bytesSent ?? 0;
+          if (s.rid) rids.push(s.rid);
+        }
+      });
+      return { video, rids: rids.sort() };
+    };
+    const mesh = {};
+    for (const [id, p] of window.switchboard.state.peers) mesh[id] = (await bytes(p.link.pc)).video;
+    const sfu = window.switchboard.sfu();
+    return { mesh, sfu: sfu ? await bytes(sfu.link.pc) : null };
+  });
+}
+
+test('five pages: P2P for two, the SFU from three, P2P again when two remain', { timeout: 300_000 }, async () => {
+  const server = await startServer(['--sfu', 'auto', '--sfu-listen', '127.0.0.1:0']);
+  const base = `http://127.0.0.1:${server.httpPort}`;
+  const viewport = { width: 960, height: 640 };
+  const pages = [];
+  try {
+    const room = roomId('sfu');
+    const names = ['Ann', 'Ben', 'Cleo', 'Dev', 'Eli'];
+    for (const name of names.slice(0, 2)) {
+      const b = await launchChromium({ viewport });
+      pages.push(b);
+      await joinRoom(b.page, room, name, '', base);
+    }
+    for (const b of pages) await waitConnected(b.page, 1, 45_000);
+    for (const b of pages) {
+      assert.equal(await mode(b.page), 'p2p');
+      await waitTilesPlaying(b.page, 1);
+    }
+
+    // The third: all three move to the SFU, and their video goes on.
+    const third = await launchChromium({ viewport });
+    pages.push(third);
+    await joinRoom(third.page, room, names[2], '', base);
+    for (const b of pages) await waitMode(b.page, 'sfu');
+    for (const b of pages) {
+      await b.page.waitForFunction(() => document.body.dataset.sfuState === 'connected', null, { timeout: 45_000 });
+      await waitTilesPlaying(b.page, 2);
+    }
+
+    for (const name of names.slice(3)) {
+      const b = await launchChromium({ viewport });
+      pages.push(b);
+      await joinRoom(b.page, room, name, '', base);
+    }
+    for (const b of pages) await waitMode(b.page, 'sfu');
+    for (const [i, b] of pages.entries()) {
+      await b.page.waitForFunction(() => document.body.dataset.sfuState === 'connected', null, { timeout: 45_000 });
+      const frames = await waitTilesPlaying(b.page, 4, 90_000).catch(async (e) => {
+        for (const [j, o] of pages.entries()) console.log(names[j], JSON.stringify(await sfuReport(o.page), null, 1));
+        throw e;
+      });
+      assert.equal(Object.keys(frames).length, 4, `${names[i]}: ${JSON.stringify(frames)}`);
+    }
+    await pages[0].page.screenshot({ path: new URL('../artifacts/sfu-five.png', import.meta.url).pathname });
+
+    // One camera stream each, to the SFU, as simulcast layers; the mesh
+    // links carry no video any more (their byte counts stand still).
+    for (const [i, b] of pages.entries()) {
+      const first = await sending(b.page);
+      await new Promise((r) => setTimeout(r, 3000));
+      const later = await sending(b.page);
+      assert.ok(later.sfu, `${names[i]} has no SFU link`);
+      assert.ok(later.sfu.rids.length >= 2, `${names[i]} sends ${JSON.stringify(later.sfu.rids)} to the SFU`);
+      assert.ok(later.sfu.video > first.sfu.video, `${names[i]}: no video to the SFU`);
+      for (const id of Object.keys(later.mesh)) {
+        assert.ok(later.mesh[id] - (first.mesh[id] ?? 0) < 2000, `${names[i]} still sends video to ${id} peer to peer`);
+      }
+    }
+
+    // Three leave: the two left are peer to peer again, with video.
+    for (const b of pages.splice(2)) {
+      await b.page.click('#btn-leave');
+      await b.close();
+    }
+    for (const b of pages) {
+      await waitMode(b.page, 'p2p');
+      await b.page.waitForFunction(() => window.switchboard.state.peers.size === 1 && !window.switchboard.sfu(), null, { timeout: 20_000 });
+      await waitTilesPlaying(b.page, 1, 45_000);
+    }
+  } finally {
+    for (const b of pages) await b.close();
+    await server.stop();
+  }
+});

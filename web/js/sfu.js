@@ -1,0 +1,124 @@
+// The call's one RTCPeerConnection to the server's SFU, used while the room
+// is in SFU mode (from the third person on): it publishes the camera as
+// three simulcast layers (RFC 8853: a quarter, half and full resolution),
+// the microphone, and the screen when shared; it receives everyone else's
+// tracks, each in a MediaStream whose id is its publisher's peer id.
+//
+// Negotiation (docs/protocol.md, "SFU rooms"): we offer what we publish,
+// the SFU offers what it forwards. On a collision our offer wins (the SFU
+// drops its own and offers again after), so this side is the impolite one
+// of perfect negotiation: an SFU offer that meets ours is ignored.
+
+// Lowest first: the SFU reads the layers in this order.
+const CAMERA_LAYERS = [
+  { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'h', maxBitrate: 1_500_000 },
+];
+const MAX_RESTARTS = 6;
+// As peer.js: the restart budget comes back once the link held this long.
+const STABLE_MS = 20_000;
+
+/**
+ * The link to the SFU. Events: 'track' (detail: {peer, track, stream}),
+ * 'state' (detail: connectionState).
+ */
+export class SfuLink extends EventTarget {
+  /**
+   * @param {object} o
+   * @param {RTCIceServer[]} o.iceServers
+   * @param {boolean} o.relayOnly force iceTransportPolicy 'relay'
+   * @param {(data: RTCSessionDescriptionInit) => void} o.send an SDP to the SFU
+   * @param {(kind: string) => MediaStreamTrack|null} o.localTrack current outgoing track per kind
+   * @param {MediaStream} o.localStream stream the outgoing tracks belong to
+   */
+  constructor({ iceServers, relayOnly, send, localTrack, localStream }) {
+    super();
+    this.send = send;
+    this.makingOffer = false;
+    this.closed = false;
+    this.restarts = 0;
+    this.stableTimer = null;
+    this.queue = Promise.resolve();
+    this.pc = new RTCPeerConnection({
+      iceServers,
+      iceTransportPolicy: relayOnly ? 'relay' : 'all',
+      bundlePolicy: 'max-bundle',
+    });
+    const pc = this.pc;
+    pc.onnegotiationneeded = () => this.negotiate();
+    pc.ontrack = ({ track, streams }) => {
+      const stream = streams[0];
+      if (!stream) return;
+      this.dispatchEvent(new CustomEvent('track', { detail: { peer: stream.id, track, stream } }));
+    };
+    pc.onconnectionstatechange = () => this.onConnectionState();
+    this.audio = pc.addTransceiver(localTrack('audio') ?? 'audio', { direction: 'sendonly', streams: [localStream] });
+    this.video = pc.addTransceiver(localTrack('video') ?? 'video', {
+      direction: 'sendonly',
+      streams: [localStream],
+      sendEncodings: CAMERA_LAYERS,
+    });
+  }
+
+  /** Offers what we publish now. */
+  negotiate() {
+    this.queue = this.queue.then(async () => {
+      if (this.closed) return;
+      try {
+        this.makingOffer = true;
+        await this.pc.setLocalDescription();
+        this.send(this.pc.localDescription.toJSON());
+      } catch (err) {
+        console.warn('SFU offer failed', err);
+      } finally {
+        this.makingOffer = false;
+      }
+    });
+  }
+
+  /** An SDP from the SFU. */
+  handle(data) {
+    this.queue = this.queue.then(async () => {
+      if (this.closed) return;
+      const pc = this.pc;
+      if (data?.type === 'offer' && (this.makingOffer || pc.signalingState !== 'stable')) {
+        // Ours is out: the SFU drops its offer when ours arrives.
+        return;
+      }
+      try {
+        await pc.setRemoteDescription(data);
+        if (data.type === 'offer') {
+          await pc.setLocalDescription();
+          this.send(pc.localDescription.toJSON());
+        }
+      } catch (err) {
+        console.warn('SFU description refused', err);
+      }
+    });
+  }
+
+  /** Sends `track` (or nothing) as our `kind` from now on. */
+  async replaceTrack(kind, track) {
+    const t = kind === 'audio' ? this.audio : this.video;
+    await t.sender.replaceTrack(track);
+  }
+
+  onConnectionState() {
+    const state = this.pc.connectionState;
+    this.dispatchEvent(new CustomEvent('state', { detail: state }));
+    clearTimeout(this.stableTimer);
+    if (state === 'connected') {
+      this.stableTimer = setTimeout(() => { this.restarts = 0; }, STABLE_MS);
+    } else if (state === 'failed' && !this.closed && this.restarts < MAX_RESTARTS) {
+      this.restarts++;
+      this.pc.restartIce();
+    }
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.stableTimer);
+    this.pc.close();
+  }
+}
