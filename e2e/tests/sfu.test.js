@@ -88,7 +88,7 @@ function sending(page) {
   });
 }
 
-test('five pages: P2P for two, the SFU from three, P2P again when two remain', { timeout: 300_000 }, async () => {
+test('five pages: P2P for two, the SFU from three, P2P again when two remain', { timeout: 230_000 }, async () => {
   const server = await startServer(['--sfu', 'auto', '--sfu-listen', '127.0.0.1:0']);
   const base = `http://127.0.0.1:${server.httpPort}`;
   const viewport = { width: 960, height: 640 };
