@@ -20,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
     let from: SocketAddr = "198.51.100.7:50000".parse().unwrap();
     let stranger: SocketAddr = "198.51.100.8:50000".parse().unwrap();
     let now = Instant::now();
-    let mut sfu = Sfu::new(SfuConfig { room_size: 4 });
+    let mut sfu = Sfu::new(SfuConfig {
+        room_size: 4,
+        bandwidth_estimation: true,
+    });
     let id = ParticipantId(1);
     sfu.join(now, id, "room", "p1", &[local]).unwrap();
     if mode & 2 != 0 {

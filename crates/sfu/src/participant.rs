@@ -18,6 +18,13 @@ use crate::{ParticipantId, SfuError};
 /// within seconds): enough for a medium layer at first.
 const INITIAL_ESTIMATE_BPS: u64 = 600_000;
 
+/// What the SFU would like to send per forwarded video track (a camera's
+/// top layer, with room) and per participant besides (audio, RTCP):
+/// str0m's estimator probes up towards their sum, so the estimate climbs
+/// back after a dip, and never believes in more than that.
+const DESIRED_PER_VIDEO_BPS: u64 = 1_800_000;
+const DESIRED_BASE_BPS: u64 = 300_000;
+
 /// A track a participant publishes.
 #[derive(Debug)]
 pub(crate) struct TrackIn {
@@ -102,6 +109,9 @@ pub(crate) struct Participant {
     pub(crate) views: Vec<(ParticipantId, u32)>,
     /// When str0m wants to be called next.
     pub(crate) next_timeout: Option<Instant>,
+    /// The number of forwarded video tracks the desired bitrate was last
+    /// set for.
+    desired_for: Option<usize>,
 }
 
 impl Participant {
@@ -112,11 +122,13 @@ impl Participant {
         room: &str,
         label: &str,
         local: &[std::net::SocketAddr],
+        bandwidth_estimation: bool,
     ) -> Result<Self, SfuError> {
-        let mut rtc = RtcConfig::new()
-            .set_ice_lite(true)
-            .enable_bwe(Some(str0m::bwe::Bitrate::bps(INITIAL_ESTIMATE_BPS)))
-            .build(now);
+        let mut config = RtcConfig::new().set_ice_lite(true);
+        if bandwidth_estimation {
+            config = config.enable_bwe(Some(str0m::bwe::Bitrate::bps(INITIAL_ESTIMATE_BPS)));
+        }
+        let mut rtc = config.build(now);
         for addr in local {
             let c = Candidate::host(*addr, "udp").map_err(|e| SfuError::Rtc(e.to_string()))?;
             rtc.add_local_candidate(c);
@@ -131,9 +143,16 @@ impl Participant {
             tracks_out: Vec::new(),
             pending: None,
             started: false,
-            estimate_bps: INITIAL_ESTIMATE_BPS,
+            // Without an estimator, only tile widths limit the layer.
+            estimate_bps: if bandwidth_estimation {
+                INITIAL_ESTIMATE_BPS
+            } else {
+                u64::MAX
+            },
             views: Vec::new(),
             next_timeout: Some(now),
+            // Without an estimator there is nothing to tell.
+            desired_for: (!bandwidth_estimation).then_some(usize::MAX),
         })
     }
 
@@ -244,6 +263,20 @@ impl Participant {
     }
 
     /// Video tracks this participant is sent (they share its estimate).
+    /// Tells str0m's estimator what to probe for, when the number of
+    /// forwarded video tracks changed.
+    pub(crate) fn update_desired_bitrate(&mut self) {
+        let videos = self.video_out();
+        if self.desired_for == Some(videos) || self.desired_for == Some(usize::MAX) {
+            return;
+        }
+        self.desired_for = Some(videos);
+        let bps = DESIRED_BASE_BPS + DESIRED_PER_VIDEO_BPS * videos as u64;
+        self.rtc
+            .bwe()
+            .set_desired_bitrate(str0m::bwe::Bitrate::bps(bps));
+    }
+
     pub(crate) fn video_out(&self) -> usize {
         self.tracks_out
             .iter()

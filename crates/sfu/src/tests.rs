@@ -78,7 +78,10 @@ struct World {
 impl World {
     fn new() -> World {
         let now = Instant::now();
-        let sfu = Sfu::new(SfuConfig { room_size: 50 });
+        let sfu = Sfu::new(SfuConfig {
+            room_size: 50,
+            bandwidth_estimation: true,
+        });
         World {
             now,
             sfu,
@@ -301,14 +304,24 @@ fn a_bigger_tile_switches_up_at_a_keyframe() {
     w.client(2).frames.clear();
     w.sfu.set_view(ParticipantId(2), ParticipantId(1), 1280);
     let asked = w.sfu.stats().keyframe_requests;
-    w.run(Duration::from_secs(2));
+    w.run(Duration::from_secs(4));
     let frames = w.client(2).frames.clone();
-    // Low until the high layer's keyframe (asked for, not waited for), then high.
-    assert_eq!(layers(&frames), vec![0, 2], "{:?}", layers(&frames));
-    let first_high = frames.iter().find(|f| f.1 == 2).unwrap();
-    assert!(first_high.2, "switched on a keyframe");
+    // Low until the high layer's keyframe (asked for, not waited for), then
+    // high. (While str0m's estimator probes towards the desired bitrate its
+    // estimate may dip for a moment: the medium layer in between is fine.)
+    let seen = layers(&frames);
+    assert_eq!(seen.first(), Some(&0), "{seen:?}");
+    assert_eq!(seen.last(), Some(&2), "{seen:?}");
+    for pair in frames.windows(2) {
+        if let [a, b] = pair
+            && a.1 != b.1
+        {
+            assert!(b.2, "switched from {} to {} not on a keyframe", a.1, b.1);
+        }
+    }
     assert!(w.sfu.stats().keyframe_requests > asked);
-    let switch_at = frames.iter().position(|f| f.1 == 2).unwrap();
+    // The first switch up comes within a few frames of the request.
+    let switch_at = frames.iter().position(|f| f.1 != 0).unwrap_or(usize::MAX);
     assert!(
         switch_at < 10,
         "switched {switch_at} frames late: PLI not honoured?"
@@ -377,7 +390,10 @@ fn a_publisher_leaving_stops_its_tracks_at_the_others() {
 
 #[test]
 fn a_full_room_refuses_and_strangers_are_not_routed() {
-    let mut sfu = Sfu::new(SfuConfig { room_size: 2 });
+    let mut sfu = Sfu::new(SfuConfig {
+        room_size: 2,
+        bandwidth_estimation: true,
+    });
     let now = Instant::now();
     let at = [SFU.parse().unwrap()];
     let mut join = |id: u64, room: &str| sfu.join(now, ParticipantId(id), room, "p", &at);

@@ -27,6 +27,9 @@ use crate::socket_bind::{self, canonical, for_socket};
 /// Largest datagram read.
 const MAX_DATAGRAM: usize = 2048;
 
+/// How often the SFU's counters go to the debug log (when they moved).
+const STATS_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
 /// What the hub asks of the SFU. Participants are named by their
 /// signaling peer id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +79,11 @@ impl SfuServer {
         let local = socket.local_addr()?;
         let (commands, rx) = mpsc::unbounded_channel();
         let driver = Driver {
-            sfu: Sfu::new(SfuConfig { room_size }),
+            // See SfuConfig::bandwidth_estimation.
+            sfu: Sfu::new(SfuConfig {
+                room_size,
+                bandwidth_estimation: false,
+            }),
             local,
             external_ip,
             ids: HashMap::new(),
@@ -145,6 +152,8 @@ impl Driver {
             let socket = AsyncFd::with_interest(socket, Interest::READABLE)?;
             let mut storage = vec![0u8; MAX_DATAGRAM];
             let mut meta = [RecvMeta::default()];
+            let mut report = tokio::time::interval(STATS_LOG_INTERVAL);
+            let mut last = sfu::SfuStats::default();
             loop {
                 let wake = self
                     .sfu
@@ -179,6 +188,22 @@ impl Driver {
                     }
                     _ = tokio::time::sleep_until(wake.into()) => {
                         self.sfu.handle_timeout(Instant::now());
+                    }
+                    _ = report.tick() => {
+                        let now = self.sfu.stats();
+                        if now != last {
+                            tracing::debug!(
+                                participants = now.participants,
+                                rooms = now.rooms,
+                                frames_in = now.frames_in - last.frames_in,
+                                frames_out = now.frames_out - last.frames_out,
+                                keyframe_requests = now.keyframe_requests - last.keyframe_requests,
+                                unrouted = now.unrouted - last.unrouted,
+                                rejected = now.rejected - last.rejected,
+                                "SFU in the last {}s", STATS_LOG_INTERVAL.as_secs()
+                            );
+                            last = now;
+                        }
                     }
                 }
                 self.flush(&state, &socket);
