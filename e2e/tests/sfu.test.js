@@ -3,10 +3,14 @@
 // SFU with video continuing; with five, every page plays video from the
 // four others and publishes one camera stream (its simulcast layers) to
 // the SFU and none on its mesh links; when three leave, the remaining two
-// are peer to peer again, with video.
+// are peer to peer again, with video. Must-show 3 (part): Ann's screen
+// share reaches the four others through the SFU (her camera is a solid
+// magenta file, Chromium's fake screen a green pattern: the pixels tell).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchChromium } from '../lib/browser.js';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { launchChromium, writeSolidY4m } from '../lib/browser.js';
 import { roomId, joinRoom, waitConnected } from '../lib/call.js';
 import { startServer } from '../lib/server.js';
 
@@ -59,6 +63,35 @@ function sfuReport(page) {
   });
 }
 
+/** Mean colour of `peer`'s tile (drawn at 32x18). */
+function probe(page, peer) {
+  return page.evaluate((id) => {
+    const v = window.switchboard.state.peers.get(id)?.view.video;
+    if (!v || !v.videoWidth) return null;
+    const c = document.createElement('canvas');
+    c.width = 32; c.height = 18;
+    const g = c.getContext('2d', { willReadFrequently: true });
+    g.drawImage(v, 0, 0, 32, 18);
+    const d = g.getImageData(0, 0, 32, 18).data;
+    const sum = [0, 0, 0];
+    for (let i = 0; i < d.length; i += 4) for (let k = 0; k < 3; k++) sum[k] += d[i + k];
+    const [r, gr, b] = sum.map((x) => Math.round(x / (d.length / 4)));
+    return { r, g: gr, b };
+  }, peer);
+}
+const isMagenta = (px) => !!px && px.r > px.g + 80 && px.b > px.g + 80;
+const isGreen = (px) => !!px && px.g > px.r + 60 && px.g > px.b + 60;
+
+async function waitPixels(page, peer, ok, what, timeout = 30_000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const px = await probe(page, peer);
+    if (ok(px)) return;
+    if (Date.now() > deadline) assert.fail(`${what}: ${JSON.stringify(px)}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 function mode(page) {
   return page.evaluate(() => document.body.dataset.mode ?? 'p2p');
 }
@@ -92,12 +125,21 @@ test('five pages: P2P for two, the SFU from three, P2P again when two remain', {
   const server = await startServer(['--sfu', 'auto', '--sfu-listen', '127.0.0.1:0']);
   const base = `http://127.0.0.1:${server.httpPort}`;
   const viewport = { width: 960, height: 640 };
+  // Each camera plays a solid colour at 640x360 (Ann's magenta): five
+  // encoders of three layers each fit this 2-core machine, so what is
+  // measured is the SFU, not a starved CPU.
+  const cameras = [];
+  for (const [i, yuv] of [[105, 212, 234], [41, 240, 110], [81, 90, 240], [210, 16, 146], [170, 166, 16]].entries()) {
+    const file = join(tmpdir(), `switchboard-sfu-${i}-${process.pid}.y4m`);
+    await writeSolidY4m(file, yuv, 640, 360);
+    cameras.push(file);
+  }
   const pages = [];
   try {
     const room = roomId('sfu');
     const names = ['Ann', 'Ben', 'Cleo', 'Dev', 'Eli'];
     for (const name of names.slice(0, 2)) {
-      const b = await launchChromium({ viewport });
+      const b = await launchChromium({ viewport, fakeCamera: cameras[names.indexOf(name)] });
       pages.push(b);
       await joinRoom(b.page, room, name, '', base);
     }
@@ -108,7 +150,7 @@ test('five pages: P2P for two, the SFU from three, P2P again when two remain', {
     }
 
     // The third: all three move to the SFU, and their video goes on.
-    const third = await launchChromium({ viewport });
+    const third = await launchChromium({ viewport, fakeCamera: cameras[2] });
     pages.push(third);
     await joinRoom(third.page, room, names[2], '', base);
     for (const b of pages) await waitMode(b.page, 'sfu');
@@ -118,7 +160,7 @@ test('five pages: P2P for two, the SFU from three, P2P again when two remain', {
     }
 
     for (const name of names.slice(3)) {
-      const b = await launchChromium({ viewport });
+      const b = await launchChromium({ viewport, fakeCamera: cameras[names.indexOf(name)] });
       pages.push(b);
       await joinRoom(b.page, room, name, '', base);
     }
@@ -146,6 +188,15 @@ test('five pages: P2P for two, the SFU from three, P2P again when two remain', {
         assert.ok(later.mesh[id] - (first.mesh[id] ?? 0) < 2000, `${names[i]} still sends video to ${id} peer to peer`);
       }
     }
+
+    // Ann shares her screen: the four others see it instead of her camera.
+    const ann = await pages[0].page.evaluate(() => window.switchboard.state.selfId);
+    for (const b of pages.slice(1)) await waitPixels(b.page, ann, isMagenta, "Ann's camera");
+    await pages[0].page.click('#btn-screen');
+    for (const [i, b] of pages.slice(1).entries()) await waitPixels(b.page, ann, isGreen, `${names[i + 1]} sees Ann's screen`);
+    await pages[1].page.screenshot({ path: new URL('../artifacts/sfu-screen.png', import.meta.url).pathname });
+    await pages[0].page.click('#btn-screen');
+    await waitPixels(pages[1].page, ann, isMagenta, "Ann's camera again");
 
     // Three leave: the two left are peer to peer again, with video.
     for (const b of pages.splice(2)) {
