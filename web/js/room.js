@@ -468,6 +468,7 @@ function leaveSfu() {
   if (!state.sfu) return;
   state.sfu.close();
   state.sfu = null;
+  delete document.body.dataset.sfuState;
   state.p2pMedia = true;
   for (const p of state.peers.values()) {
     for (const kind of ['audio', 'video']) p.link.replaceTrack(kind, outgoing(kind)).catch(() => {});

@@ -18,6 +18,11 @@ const CAMERA_LAYERS = [
 const MAX_RESTARTS = 6;
 // As peer.js: the restart budget comes back once the link held this long.
 const STABLE_MS = 20_000;
+// Not connected this long after starting (or after a restart), or
+// disconnected this long: restart ICE rather than wait for 'failed', which
+// may never come (seen with Firefox against the ICE-lite SFU).
+const CONNECT_TIMEOUT_MS = 10_000;
+const DISCONNECTED_MS = 4_000;
 
 /**
  * The link to the SFU. Events: 'track' (detail: {peer, track, stream}),
@@ -39,6 +44,7 @@ export class SfuLink extends EventTarget {
     this.closed = false;
     this.restarts = 0;
     this.stableTimer = null;
+    this.watchTimer = null;
     this.queue = Promise.resolve();
     this.pc = new RTCPeerConnection({
       iceServers,
@@ -53,6 +59,7 @@ export class SfuLink extends EventTarget {
       this.dispatchEvent(new CustomEvent('track', { detail: { peer: stream.id, track, stream } }));
     };
     pc.onconnectionstatechange = () => this.onConnectionState();
+    this.watch(CONNECT_TIMEOUT_MS);
     this.audio = pc.addTransceiver(localTrack('audio') ?? 'audio', { direction: 'sendonly', streams: [localStream] });
     this.video = pc.addTransceiver(localTrack('video') ?? 'video', {
       direction: 'sendonly',
@@ -108,17 +115,40 @@ export class SfuLink extends EventTarget {
     const state = this.pc.connectionState;
     this.dispatchEvent(new CustomEvent('state', { detail: state }));
     clearTimeout(this.stableTimer);
+    clearTimeout(this.watchTimer);
     if (state === 'connected') {
       this.stableTimer = setTimeout(() => { this.restarts = 0; }, STABLE_MS);
-    } else if (state === 'failed' && !this.closed && this.restarts < MAX_RESTARTS) {
-      this.restarts++;
-      this.pc.restartIce();
+    } else if (state === 'failed') {
+      this.restart();
+    } else if (state === 'disconnected') {
+      this.watch(DISCONNECTED_MS);
+    } else if (state === 'connecting' || state === 'new') {
+      this.watch(CONNECT_TIMEOUT_MS);
     }
+  }
+
+  /** Restarts ICE unless the link is connected `ms` from now. */
+  watch(ms) {
+    clearTimeout(this.watchTimer);
+    this.watchTimer = setTimeout(() => {
+      if (this.pc.connectionState !== 'connected') this.restart();
+    }, ms);
+  }
+
+  /** An ICE restart, within the budget (a new offer follows by itself). */
+  restart() {
+    if (this.closed || this.restarts >= MAX_RESTARTS) return;
+    this.restarts++;
+    console.info(`SFU link: ICE restart ${this.restarts}`);
+    this.dispatchEvent(new CustomEvent('restart', { detail: this.restarts }));
+    this.pc.restartIce();
+    this.watch(CONNECT_TIMEOUT_MS);
   }
 
   close() {
     this.closed = true;
     clearTimeout(this.stableTimer);
+    clearTimeout(this.watchTimer);
     this.pc.close();
   }
 }

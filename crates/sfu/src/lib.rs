@@ -202,7 +202,16 @@ impl Sfu {
             .participants
             .get_mut(&id)
             .ok_or(SfuError::UnknownParticipant)?;
+        let before = p.ufrag.clone();
         let answer = p.accept_offer(sdp)?;
+        // An ICE restart offer gives the participant new local credentials:
+        // its checks come with the new ufrag from now on.
+        let after = p.rtc.direct_api().local_ice_credentials().ufrag.clone();
+        if after != before {
+            p.ufrag.clone_from(&after);
+            self.by_ufrag.remove(&before);
+            self.by_ufrag.insert(after, id);
+        }
         self.events.push_back(Event::Answer {
             to: id,
             sdp: answer,
