@@ -131,6 +131,17 @@ test('five pages: P2P for two, the SFU from three, P2P again when two remain', {
       }
     }
 
+    // The metrics say so too.
+    const metric = (text, name) => Number(text.match(new RegExp(`^${name} (\\d+)`, 'm'))?.[1] ?? NaN);
+    const scrape = async () => (await fetch(`${server.metricsUrl()}/metrics`)).text();
+    const m1 = await scrape();
+    assert.equal(metric(m1, 'switchboard_sfu_rooms'), 1, m1);
+    assert.equal(metric(m1, 'switchboard_sfu_participants'), 5, m1);
+    await new Promise((r) => setTimeout(r, 2000));
+    const m2 = await scrape();
+    const out = (t) => metric(t, 'switchboard_sfu_frames_total\\{direction="out"\\}');
+    assert.ok(out(m2) > out(m1), `frames out ${out(m1)} -> ${out(m2)}`);
+
     // Ann shares her screen: the four others see it instead of her camera.
     const ann = await pages[0].page.evaluate(() => window.switchboard.state.selfId);
     for (const b of pages.slice(1)) await waitPixels(b.page, ann, isMagenta, "Ann's camera");

@@ -26,7 +26,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use crate::http::SignalingStats;
+use crate::http::{SignalingSnapshot, SignalingStats};
 use crate::tls::Tls;
 use crate::turn_server::{StatsBoard, WorkerStats};
 
@@ -308,6 +308,46 @@ fn encode_signaling(e: &mut Encoder<'_, '_>, stats: &SignalingStats) -> fmt::Res
         "switchboard_http_unauthorized",
         "API requests refused for a missing or bad invite token",
         s.unauthorized_api,
+    )?;
+    encode_sfu(e, &s)
+}
+
+fn encode_sfu(e: &mut Encoder<'_, '_>, s: &SignalingSnapshot) -> fmt::Result {
+    e.gauge(
+        "switchboard_sfu_rooms",
+        "Rooms whose media goes through the SFU now",
+        i64::try_from(s.hub.sfu_rooms).unwrap_or(i64::MAX),
+    )?;
+    let Some(sfu) = s.sfu else {
+        return Ok(());
+    };
+    e.gauge(
+        "switchboard_sfu_participants",
+        "Participants connected to the SFU now",
+        i64::try_from(sfu.participants).unwrap_or(i64::MAX),
+    )?;
+    e.family(
+        "switchboard_sfu_frames",
+        "Media frames through the SFU: received from publishers, written to subscribers",
+        MetricType::Counter,
+        [
+            ([("direction", "in")], sfu.frames_in),
+            ([("direction", "out")], sfu.frames_out),
+        ],
+    )?;
+    e.counter(
+        "switchboard_sfu_keyframe_requests",
+        "Keyframes the SFU asked publishers for (PLI)",
+        sfu.keyframe_requests,
+    )?;
+    e.family(
+        "switchboard_sfu_dropped_datagrams",
+        "Datagrams the SFU dropped: from no participant, or refused by one's connection",
+        MetricType::Counter,
+        [
+            ([("reason", "unrouted")], sfu.unrouted),
+            ([("reason", "rejected")], sfu.rejected),
+        ],
     )
 }
 

@@ -14,6 +14,7 @@ use super::ws::Signaling;
 pub struct SignalingStats {
     hub: Mutex<Option<Weak<Signaling>>>,
     last_hub: Mutex<HubStats>,
+    last_sfu: Mutex<Option<sfu::SfuStats>>,
     pub(super) ws_accepted: AtomicU64,
     pub(super) ws_refused_per_ip: AtomicU64,
     pub(super) ws_refused_origin: AtomicU64,
@@ -25,6 +26,8 @@ pub struct SignalingStats {
 pub struct SignalingSnapshot {
     /// The hub's counters (connections, rooms, peers, joins, relayed, errors by code).
     pub hub: HubStats,
+    /// The SFU's counters, when it runs.
+    pub sfu: Option<sfu::SfuStats>,
     /// WebSocket upgrades accepted since start.
     pub ws_accepted: u64,
     /// Upgrades refused with 429: the address had `--max-ws-per-ip` open.
@@ -48,17 +51,19 @@ impl SignalingStats {
         let live = lock(&self.hub)
             .as_ref()
             .and_then(Weak::upgrade)
-            .map(|s| s.stats());
-        let hub = match live {
-            Some(stats) => {
+            .map(|s| (s.stats(), s.sfu_stats()));
+        let (hub, sfu) = match live {
+            Some((stats, sfu)) => {
                 *lock(&self.last_hub) = stats;
-                stats
+                *lock(&self.last_sfu) = sfu;
+                (stats, sfu)
             }
-            None => *lock(&self.last_hub),
+            None => (*lock(&self.last_hub), *lock(&self.last_sfu)),
         };
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         SignalingSnapshot {
             hub,
+            sfu,
             ws_accepted: get(&self.ws_accepted),
             ws_refused_per_ip: get(&self.ws_refused_per_ip),
             ws_refused_origin: get(&self.ws_refused_origin),

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use quinn_udp::{RecvMeta, UdpSocketState};
@@ -27,8 +28,53 @@ use crate::socket_bind::{self, canonical, for_socket};
 /// Largest datagram read.
 const MAX_DATAGRAM: usize = 2048;
 
-/// How often the SFU's counters go to the debug log (when they moved).
-const STATS_LOG_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the SFU's counters are published for the metrics.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often they also go to the debug log (when they moved).
+const STATS_LOG_EVERY: u32 = 5;
+
+/// Most datagrams read in a row before timers and commands get a turn.
+const RECV_BATCH: usize = 128;
+
+/// Publishing the core's counters for the metrics, and logging them.
+struct Report {
+    due: Instant,
+    ticks: u32,
+    logged: sfu::SfuStats,
+}
+
+impl Report {
+    fn new(now: Instant) -> Self {
+        Report {
+            due: now + STATS_INTERVAL,
+            ticks: 0,
+            logged: sfu::SfuStats::default(),
+        }
+    }
+
+    fn publish(&mut self, now: Instant, stats: sfu::SfuStats, to: &Mutex<sfu::SfuStats>) {
+        self.due = now + STATS_INTERVAL;
+        *to.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks % STATS_LOG_EVERY != 0 || stats == self.logged {
+            return;
+        }
+        let last = self.logged;
+        tracing::debug!(
+            participants = stats.participants,
+            rooms = stats.rooms,
+            frames_in = stats.frames_in - last.frames_in,
+            frames_out = stats.frames_out - last.frames_out,
+            keyframe_requests = stats.keyframe_requests - last.keyframe_requests,
+            unrouted = stats.unrouted - last.unrouted,
+            rejected = stats.rejected - last.rejected,
+            "SFU in the last {}s",
+            STATS_INTERVAL.as_secs() * u64::from(STATS_LOG_EVERY)
+        );
+        self.logged = stats;
+    }
+}
 
 /// What the hub asks of the SFU. Participants are named by their
 /// signaling peer id.
@@ -63,6 +109,8 @@ pub type Reply = Box<dyn Fn(&str, String) + Send>;
 pub struct SfuServer {
     commands: mpsc::UnboundedSender<Command>,
     local: SocketAddr,
+    /// The core's counters, copied by its thread once a second.
+    stats: Arc<Mutex<sfu::SfuStats>>,
 }
 
 impl SfuServer {
@@ -78,7 +126,9 @@ impl SfuServer {
         let socket: std::net::UdpSocket = socket.into();
         let local = socket.local_addr()?;
         let (commands, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(Mutex::new(sfu::SfuStats::default()));
         let driver = Driver {
+            published: stats.clone(),
             // See SfuConfig::bandwidth_estimation.
             sfu: Sfu::new(SfuConfig {
                 room_size,
@@ -99,7 +149,16 @@ impl SfuServer {
                     tracing::error!("SFU stopped: {e}");
                 }
             })?;
-        Ok(SfuServer { commands, local })
+        Ok(SfuServer {
+            commands,
+            local,
+            stats,
+        })
+    }
+
+    /// The core's counters as of the last second.
+    pub fn stats(&self) -> sfu::SfuStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Hands a command to the SFU's thread.
@@ -126,6 +185,7 @@ struct Driver {
     joined: HashMap<String, (String, Option<IpAddr>)>,
     next_id: u64,
     reply: Reply,
+    published: Arc<Mutex<sfu::SfuStats>>,
 }
 
 /// The `RTCSessionDescriptionInit` JSON both ways.
@@ -152,17 +212,20 @@ impl Driver {
             let socket = AsyncFd::with_interest(socket, Interest::READABLE)?;
             let mut storage = vec![0u8; MAX_DATAGRAM];
             let mut meta = [RecvMeta::default()];
-            let mut report = tokio::time::interval(STATS_LOG_INTERVAL);
-            let mut last = sfu::SfuStats::default();
+            let mut report = Report::new(Instant::now());
             loop {
                 let wake = self
                     .sfu
                     .poll_timeout()
-                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(1))
+                    .min(report.due);
                 tokio::select! {
                     ready = socket.readable() => {
                         let Ok(mut guard) = ready else { continue };
-                        loop {
+                        // A bounded batch: under a flood the socket never
+                        // runs dry, and str0m's timers (RTCP, feedback,
+                        // pacing) and the commands must still get their turn.
+                        for _ in 0..RECV_BATCH {
                             let mut bufs = [IoSliceMut::new(&mut storage)];
                             match state.recv((&socket).into(), &mut bufs, &mut meta) {
                                 Ok(_) => {
@@ -186,25 +249,14 @@ impl Driver {
                         let Some(command) = command else { return Ok(()) };
                         self.command(command);
                     }
-                    _ = tokio::time::sleep_until(wake.into()) => {
-                        self.sfu.handle_timeout(Instant::now());
-                    }
-                    _ = report.tick() => {
-                        let now = self.sfu.stats();
-                        if now != last {
-                            tracing::debug!(
-                                participants = now.participants,
-                                rooms = now.rooms,
-                                frames_in = now.frames_in - last.frames_in,
-                                frames_out = now.frames_out - last.frames_out,
-                                keyframe_requests = now.keyframe_requests - last.keyframe_requests,
-                                unrouted = now.unrouted - last.unrouted,
-                                rejected = now.rejected - last.rejected,
-                                "SFU in the last {}s", STATS_LOG_INTERVAL.as_secs()
-                            );
-                            last = now;
-                        }
-                    }
+                    _ = tokio::time::sleep_until(wake.into()) => {}
+                }
+                let now = Instant::now();
+                if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+                    self.sfu.handle_timeout(now);
+                }
+                if now >= report.due {
+                    report.publish(now, self.sfu.stats(), &self.published);
                 }
                 self.flush(&state, &socket);
             }

@@ -180,6 +180,11 @@ impl Signaling {
         self.lock().hub.set_sfu_policy(signal::SfuPolicy::Never);
     }
 
+    /// The SFU's counters (as of the last second), when it runs.
+    pub fn sfu_stats(&self) -> Option<sfu::SfuStats> {
+        self.lock().sfu.as_ref().map(SfuServer::stats)
+    }
+
     /// The hub's counters now.
     pub fn stats(&self) -> HubStats {
         self.lock().hub.stats()
