@@ -421,7 +421,12 @@ async function pollStats() {
       p.stats = s;
       p.sparkline.push(s.inKbps, s.outKbps);
       const chip = p.view.tile.querySelector('.conn-chip');
-      if (s.pair) {
+      if (state.sfu?.has(p.link.id)) {
+        // The picture comes through the server's SFU; the mesh link only
+        // carries chat and files now.
+        chip.textContent = 'Through the server (SFU)';
+        chip.dataset.kind = 'sfu';
+      } else if (s.pair) {
         const relayed = s.local?.type === 'relay' || s.remote?.type === 'relay';
         chip.textContent = `${relayed ? 'Relayed' : 'Direct'} · ${s.local?.relayProtocol ?? s.local?.protocol ?? ''}${s.rttMs != null ? ` · ${s.rttMs} ms` : ''}`;
         chip.dataset.kind = relayed ? 'relay' : 'direct';
