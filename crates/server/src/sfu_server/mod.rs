@@ -57,7 +57,7 @@ impl Report {
         self.due = now + STATS_INTERVAL;
         *to.lock().unwrap_or_else(|e| e.into_inner()) = stats;
         self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks % STATS_LOG_EVERY != 0 || stats == self.logged {
+        if !self.ticks.is_multiple_of(STATS_LOG_EVERY) || stats == self.logged {
             return;
         }
         let last = self.logged;
