@@ -229,7 +229,7 @@ fn router(ctx: &HttpContext, mut hub: HubConfig) -> (Router, watch::Sender<bool>
     let signaling = Signaling::new(hub, stop_rx);
     if let Some(listen) = sfu_listen {
         match signaling.attach_sfu(listen, ctx.config.sfu_room_size, ctx.config.external_ip) {
-            Ok(addr) => println!("  SFU media udp {addr}"),
+            Ok(addr) => tracing::info!("SFU media on udp {addr}"),
             Err(e) => {
                 tracing::error!("SFU not started on {listen} ({e:#}); rooms stay peer to peer");
                 signaling.disable_sfu();

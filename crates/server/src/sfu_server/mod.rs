@@ -37,6 +37,9 @@ const STATS_LOG_EVERY: u32 = 5;
 /// Most datagrams read in a row before timers and commands get a turn.
 const RECV_BATCH: usize = 128;
 
+/// Most timeout rounds run back to back before the socket gets a turn.
+const TIMEOUT_ROUNDS: usize = 512;
+
 /// Publishing the core's counters for the metrics, and logging them.
 struct Report {
     due: Instant,
@@ -251,10 +254,20 @@ impl Driver {
                     }
                     _ = tokio::time::sleep_until(wake.into()) => {}
                 }
-                let now = Instant::now();
-                if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+                // str0m's pacer sends one packet per timeout and asks to be
+                // called again a microsecond later: run the timeouts due
+                // now again and again (a bounded number of rounds) rather
+                // than one per tokio timer tick, which rounds up to 1 ms
+                // and let forwarded video starve behind audio.
+                for _ in 0..TIMEOUT_ROUNDS {
+                    let now = Instant::now();
+                    if !self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+                        break;
+                    }
                     self.sfu.handle_timeout(now);
+                    self.flush(&state, &socket);
                 }
+                let now = Instant::now();
                 if now >= report.due {
                     report.publish(now, self.sfu.stats(), &self.published);
                 }
