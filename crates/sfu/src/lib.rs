@@ -45,10 +45,10 @@ pub struct SfuConfig {
     /// Most participants in one room (`--sfu-room-size`).
     pub room_size: usize,
     /// Estimate each subscriber's bandwidth (str0m's BWE on TWCC) and pick
-    /// layers by it as well as by tile width. Off in the server for now:
-    /// with it, str0m paces what is forwarded at the estimate, and with
-    /// five Chromiums on one 2-core machine forwarded video stalled for
-    /// good (audio went on) once several video tracks shared a subscriber.
+    /// layers by it as well as by tile width. str0m then paces what is
+    /// forwarded: its pacer sends one packet per timeout and asks for the
+    /// next a microsecond later, so the driver must run due timeouts back
+    /// to back (one per millisecond timer tick starved video behind audio).
     pub bandwidth_estimation: bool,
 }
 

@@ -132,10 +132,11 @@ impl SfuServer {
         let stats = Arc::new(Mutex::new(sfu::SfuStats::default()));
         let driver = Driver {
             published: stats.clone(),
-            // See SfuConfig::bandwidth_estimation.
+            // The run loop below handles the pacer's back-to-back
+            // timeouts (see SfuConfig::bandwidth_estimation).
             sfu: Sfu::new(SfuConfig {
                 room_size,
-                bandwidth_estimation: false,
+                bandwidth_estimation: true,
             }),
             local,
             external_ip,
@@ -261,7 +262,7 @@ impl Driver {
                 // and let forwarded video starve behind audio.
                 for _ in 0..TIMEOUT_ROUNDS {
                     let now = Instant::now();
-                    if !self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+                    if self.sfu.poll_timeout().is_none_or(|t| t > now) {
                         break;
                     }
                     self.sfu.handle_timeout(now);
