@@ -44,3 +44,19 @@ export async function launchFirefox({ viewport = { width: 1280, height: 760 }, a
     },
   };
 }
+
+/**
+ * Polls `fn(arg)` in the page until it returns something truthy. Not
+ * puppeteer's waitForFunction: in Firefox (BiDi) that evaluates its
+ * polling code in a way the app's Content-Security-Policy (no
+ * 'unsafe-eval') blocks in current firefox-esr; page.evaluate is allowed.
+ */
+export async function waitUntil(page, fn, arg, { timeout = 30_000, polling = 250 } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await page.evaluate(fn, arg);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${fn.toString().slice(0, 120)}`);
+    await new Promise((r) => setTimeout(r, polling));
+  }
+}

@@ -9,7 +9,7 @@ import { mkdtemp, mkdir, readFile, rm, writeFile, readdir } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchChromium } from './browser.js';
-import { launchFirefox, FIREFOX } from './firefox.js';
+import { launchFirefox, FIREFOX, waitUntil } from './firefox.js';
 import { BASE, roomId, tcpTurnOnly } from './call.js';
 
 export const MiB = 1024 * 1024;
@@ -36,7 +36,7 @@ export const firefox = {
   type: (page, sel, text) => page.type(sel, text),
   enter: (page) => page.keyboard.press('Enter'),
   upload: async (page, sel, path) => (await page.$(sel)).uploadFile(path),
-  waitFn: (page, fn, arg, timeout) => page.waitForFunction(fn, { timeout, polling: 250 }, arg),
+  waitFn: (page, fn, arg, timeout) => waitUntil(page, fn, arg, { timeout }),
 };
 
 /** Selected pair per peer, read the way both engines report it. */

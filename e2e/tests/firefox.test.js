@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchChromium } from '../lib/browser.js';
-import { launchFirefox, FIREFOX } from '../lib/firefox.js';
+import { launchFirefox, FIREFOX, waitUntil } from '../lib/firefox.js';
 import { BASE, roomId, joinRoom, waitConnected, waitFramesDecoded, peerStats, sendChat, waitChat } from '../lib/call.js';
 
 /** Inbound video frames decoded per peer, from Firefox's getStats(). */
@@ -40,10 +40,10 @@ test('Firefox and Chromium call each other', { skip: !existsSync(FIREFOX) && `no
     await joinRoom(cr.page, room, 'Chris (Chromium)');
 
     await waitConnected(cr.page, 1, 60_000);
-    await ff.page.waitForFunction(() => {
+    await waitUntil(ff.page, () => {
       const ps = [...window.switchboard.state.peers.values()];
       return ps.length === 1 && ps[0].link.pc.connectionState === 'connected';
-    }, { timeout: 60_000, polling: 250 });
+    }, undefined, { timeout: 60_000 });
 
     await waitFramesDecoded(cr.page, 0, 30_000);
     const deadline = Date.now() + 30_000;
@@ -56,7 +56,7 @@ test('Firefox and Chromium call each other', { skip: !existsSync(FIREFOX) && `no
     assert.ok(frames.length === 1 && frames[0].frames > 0, `firefox decodes no video: ${JSON.stringify(frames)}`);
 
     await sendChat(cr.page, 'hello firefox');
-    await ff.page.waitForFunction(() => [...document.querySelectorAll('#chat-log li:not(.mine) .text')].some((e) => e.textContent === 'hello firefox'), { timeout: 15_000 });
+    await waitUntil(ff.page, () => [...document.querySelectorAll('#chat-log li:not(.mine) .text')].some((e) => e.textContent === 'hello firefox'), undefined, { timeout: 15_000 });
     await ff.page.type('#chat-input', 'hello chromium');
     await ff.page.keyboard.press('Enter');
     await waitChat(cr.page, 'hello chromium');

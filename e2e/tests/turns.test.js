@@ -28,7 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { launchChromium } from '../lib/browser.js';
-import { launchFirefox, FIREFOX } from '../lib/firefox.js';
+import { launchFirefox, FIREFOX, waitUntil } from '../lib/firefox.js';
 import { startServer } from '../lib/server.js';
 import { roomId, waitConnected, waitFramesDecoded, peerStats, sendChat, waitChat } from '../lib/call.js';
 
@@ -315,7 +315,7 @@ test('Firefox and Chromium, relay-only over TURN/TLS on the shared port', { skip
     assert.equal(fx.type, 'relay', JSON.stringify(fx));
     if (fx.relayProtocol) assert.equal(fx.relayProtocol, 'tls', JSON.stringify(fx));
     await sendChat(cr.page, 'hello firefox over TLS');
-    await ff.page.waitForFunction(() => [...document.querySelectorAll('#chat-log li:not(.mine) .text')].some((e) => e.textContent === 'hello firefox over TLS'), { timeout: 15_000 });
+    await waitUntil(ff.page, () => [...document.querySelectorAll('#chat-log li:not(.mine) .text')].some((e) => e.textContent === 'hello firefox over TLS'), undefined, { timeout: 15_000 });
     console.log('chromium side:', JSON.stringify(stats), 'firefox side:', JSON.stringify(fx));
   } finally {
     await cr?.close();
