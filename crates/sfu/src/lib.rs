@@ -46,9 +46,11 @@ pub struct SfuConfig {
     pub room_size: usize,
     /// Estimate each subscriber's bandwidth (str0m's BWE on TWCC) and pick
     /// layers by it as well as by tile width. str0m then paces what is
-    /// forwarded: its pacer sends one packet per timeout and asks for the
-    /// next a microsecond later, so the driver must run due timeouts back
-    /// to back (one per millisecond timer tick starved video behind audio).
+    /// forwarded, one packet per timeout, so the driver must run due
+    /// timeouts back to back (one per 1 ms timer tick stalled forwarded
+    /// video behind audio). Off in the server for now: with that fixed the
+    /// five-page browser test passed locally, but in CI a screen share
+    /// through the SFU did not reach a subscriber with it on.
     pub bandwidth_estimation: bool,
 }
 

@@ -132,11 +132,10 @@ impl SfuServer {
         let stats = Arc::new(Mutex::new(sfu::SfuStats::default()));
         let driver = Driver {
             published: stats.clone(),
-            // The run loop below handles the pacer's back-to-back
-            // timeouts (see SfuConfig::bandwidth_estimation).
+            // See SfuConfig::bandwidth_estimation.
             sfu: Sfu::new(SfuConfig {
                 room_size,
-                bandwidth_estimation: true,
+                bandwidth_estimation: false,
             }),
             local,
             external_ip,
