@@ -115,6 +115,13 @@ export class PeerLink extends EventTarget {
     }
   }
 
+  /** Sets every sender's track again (see the collision case in applySignal). */
+  async resend() {
+    for (const kind of Object.keys(this.senders)) {
+      await this.senders[kind].replaceTrack(this.localTrack(kind)).catch(() => {});
+    }
+  }
+
   /** Swaps the outgoing track of `kind` (camera/screen switch, device change) without renegotiation. */
   async replaceTrack(kind, track) {
     const s = this.senders[kind];
@@ -147,6 +154,11 @@ export class PeerLink extends EventTarget {
         this.openChannels();
         await pc.setLocalDescription();
         this.send('answer', pc.localDescription.toJSON());
+        // Chromium 148: after an offer collision the polite side rolled its
+        // own offer back, and its senders then stayed silent (bytes sent
+        // back to 0) on the renegotiated connection. Setting their tracks
+        // again starts them.
+        if (collision) await this.resend();
       }
     } else if (type === 'candidate') {
       try {
