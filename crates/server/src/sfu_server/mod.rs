@@ -25,8 +25,10 @@ use tokio::sync::mpsc;
 
 use crate::socket_bind::{self, canonical, for_socket};
 
-/// Largest datagram read.
-const MAX_DATAGRAM: usize = 2048;
+/// Largest read: one datagram, or a GRO train of them (up to 64 KiB) when
+/// the sender coalesced them with GSO, as the TURN relay on this host does
+/// for a relay-only participant's packets.
+const MAX_READ: usize = 1 << 16;
 
 /// How often the SFU's counters are published for the metrics.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -117,16 +119,22 @@ pub struct SfuServer {
 }
 
 impl SfuServer {
-    /// Binds `listen` and starts the SFU's thread.
+    /// Binds the SFU's UDP socket. This comes before the TURN cores are
+    /// made: their peer policy lets relays reach this socket (see
+    /// [`own_addresses`]).
+    pub fn bind(listen: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
+        let listen = socket_bind::usable(listen, "SFU");
+        let socket = socket_bind::socket(listen, Type::DGRAM, Protocol::UDP, false)?;
+        Ok(socket.into())
+    }
+
+    /// Starts the SFU's thread on `socket` (from [`SfuServer::bind`]).
     pub fn start(
-        listen: SocketAddr,
+        socket: std::net::UdpSocket,
         room_size: usize,
         external_ip: Option<IpAddr>,
         reply: Reply,
     ) -> anyhow::Result<SfuServer> {
-        let listen = socket_bind::usable(listen, "SFU");
-        let socket = socket_bind::socket(listen, Type::DGRAM, Protocol::UDP, false)?;
-        let socket: std::net::UdpSocket = socket.into();
         let local = socket.local_addr()?;
         let (commands, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(sfu::SfuStats::default()));
@@ -176,6 +184,39 @@ impl SfuServer {
     }
 }
 
+/// The addresses at which the SFU bound to `local` can be reached from this
+/// host, so the TURN relay may forward to them (a relay-only browser's path
+/// to the SFU) and to nothing else on the host: `local` itself, or on a
+/// wildcard socket every interface address of its family (IPv4 too on a
+/// dual-stack `[::]`), and `external_ip`. Interfaces are read once, at start.
+pub fn own_addresses(local: SocketAddr, external_ip: Option<IpAddr>) -> Vec<SocketAddr> {
+    let port = local.port();
+    let mut ips = Vec::new();
+    if local.ip().is_unspecified() {
+        match if_addrs::get_if_addrs() {
+            Ok(interfaces) => ips.extend(
+                interfaces
+                    .iter()
+                    .map(|i| i.ip())
+                    .filter(|ip| local.is_ipv6() || ip.is_ipv4()),
+            ),
+            Err(e) => tracing::warn!(
+                "cannot list this host's addresses ({e}): relay-only browsers reach the SFU only on public addresses"
+            ),
+        }
+    } else {
+        ips.push(local.ip());
+    }
+    ips.extend(external_ip);
+    let mut out: Vec<SocketAddr> = ips
+        .into_iter()
+        .map(|ip| canonical(SocketAddr::new(ip, port)))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The SFU's thread: the core, its socket, and peer ids ⇄ participants.
 struct Driver {
     sfu: Sfu,
@@ -213,7 +254,7 @@ impl Driver {
             // See ClientSocket::new: a std socket owns its descriptor.
             #[allow(deprecated)]
             let socket = AsyncFd::with_interest(socket, Interest::READABLE)?;
-            let mut storage = vec![0u8; MAX_DATAGRAM];
+            let mut storage = vec![0u8; MAX_READ];
             let mut meta = [RecvMeta::default()];
             let mut report = Report::new(Instant::now());
             loop {
@@ -235,8 +276,9 @@ impl Driver {
                                     let [m] = meta;
                                     let from = canonical(m.addr);
                                     let to = canonical(SocketAddr::new(m.dst_ip.unwrap_or(self.local.ip()), self.local.port()));
-                                    if let Some(data) = storage.get(..m.len) {
-                                        self.sfu.handle_datagram(Instant::now(), from, to, data);
+                                    let data = storage.get(..m.len).unwrap_or(&[]);
+                                    for datagram in data.chunks(m.stride.max(1)) {
+                                        self.sfu.handle_datagram(Instant::now(), from, to, datagram);
                                     }
                                 }
                                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
