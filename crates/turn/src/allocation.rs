@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::auth::Key;
+use crate::policy::Reach;
 
 /// Permission lifetime (RFC 8656 §9).
 pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
@@ -52,11 +53,19 @@ pub struct Allocation {
     pub allocate_tid: stun::TransactionId,
 }
 
+/// A permission for one peer IP (RFC 8656 §9).
+#[derive(Debug, Clone, Copy)]
+struct Permission {
+    expires: Instant,
+    /// Which ports of the IP it covers (see [`Reach`]).
+    reach: Reach,
+}
+
 /// An allocation's permissions and channel bindings.
 #[derive(Debug, Default)]
 struct PeerTables {
-    /// Per-peer-IP permission expiry.
-    permissions: HashMap<IpAddr, Instant>,
+    /// Per-peer-IP permissions.
+    permissions: HashMap<IpAddr, Permission>,
     /// Channel number → binding.
     channels: HashMap<u16, Channel>,
     /// Peer address → channel number.
@@ -99,12 +108,12 @@ impl Allocation {
         self.peers.get_or_insert_with(Box::default)
     }
 
-    /// True if a permission for the peer's IP is installed at `now`.
-    pub fn permits(&self, peer: IpAddr, now: Instant) -> bool {
+    /// True if a live permission for the peer's IP covers its port.
+    pub fn permits(&self, peer: SocketAddr, now: Instant) -> bool {
         self.peers
             .as_ref()
-            .and_then(|p| p.permissions.get(&peer))
-            .is_some_and(|&e| e > now)
+            .and_then(|p| p.permissions.get(&peer.ip()))
+            .is_some_and(|p| p.expires > now && p.reach.admits(peer.port()))
     }
 
     /// True if the permission table has an entry for `peer` (live or not yet swept).
@@ -131,11 +140,13 @@ impl Allocation {
         self.peers.as_ref().map_or(0, |p| p.channels.len())
     }
 
-    /// Installs or refreshes a permission (RFC 8656 §9.2).
-    pub fn add_permission(&mut self, peer: IpAddr, now: Instant) {
+    /// Installs or refreshes a permission (RFC 8656 §9.2) reaching `reach`
+    /// of the IP's ports.
+    pub fn add_permission(&mut self, peer: IpAddr, reach: Reach, now: Instant) {
+        let expires = now + PERMISSION_LIFETIME;
         self.peers_mut()
             .permissions
-            .insert(peer, now + PERMISSION_LIFETIME);
+            .insert(peer, Permission { expires, reach });
     }
 
     /// The live channel bound to `peer`.
@@ -153,15 +164,16 @@ impl Allocation {
     }
 
     /// Binds or refreshes `channel` to `peer` (RFC 8656 §12.2), also
-    /// installing a permission for the peer's IP.
+    /// installing a permission for the peer's IP reaching `reach`.
     pub fn bind_channel(
         &mut self,
         channel: u16,
         peer: SocketAddr,
+        reach: Reach,
         now: Instant,
     ) -> Result<(), BindError> {
         self.peers_mut().bind_channel(channel, peer, now)?;
-        self.add_permission(peer.ip(), now);
+        self.add_permission(peer.ip(), reach, now);
         Ok(())
     }
 
@@ -182,7 +194,7 @@ impl Allocation {
         let Some(p) = self.peers.as_deref() else {
             return self.expires;
         };
-        let perm = p.permissions.values().copied();
+        let perm = p.permissions.values().map(|p| p.expires);
         let chan = p.channels.values().map(|c| c.expires + CHANNEL_COOLDOWN);
         perm.chain(chan).fold(self.expires, Instant::min)
     }
@@ -229,7 +241,7 @@ impl PeerTables {
     }
 
     fn sweep(&mut self, now: Instant) {
-        self.permissions.retain(|_, e| *e > now);
+        self.permissions.retain(|_, p| p.expires > now);
         let mut gone = Vec::new();
         self.channels.retain(|_, ch| {
             let keep = ch.expires + CHANNEL_COOLDOWN > now;
@@ -270,14 +282,27 @@ mod tests {
     fn permission_expires_after_300s() {
         let t0 = Instant::now();
         let mut a = alloc(t0);
-        let peer: IpAddr = "198.51.100.1".parse().unwrap();
+        let peer: SocketAddr = "198.51.100.1:9".parse().unwrap();
         assert!(!a.permits(peer, t0));
-        a.add_permission(peer, t0);
+        a.add_permission(peer.ip(), Reach::AnyPort, t0);
         assert!(a.permits(peer, t0 + Duration::from_secs(299)));
         assert!(!a.permits(peer, t0 + Duration::from_secs(300)));
         a.sweep(t0 + Duration::from_secs(301));
         assert_eq!(a.permission_count(), 0);
         assert!(a.peers.is_none(), "empty tables are freed");
+    }
+
+    const ANY: Reach = Reach::AnyPort;
+
+    #[test]
+    fn one_port_permission_covers_that_port_only() {
+        let t0 = Instant::now();
+        let mut a = alloc(t0);
+        let sfu: SocketAddr = "10.0.0.5:3480".parse().unwrap();
+        a.add_permission(sfu.ip(), Reach::OnlyPort(3480), t0);
+        assert!(a.permits(sfu, t0));
+        assert!(!a.permits("10.0.0.5:22".parse().unwrap(), t0));
+        assert!(!a.permits(sfu, t0 + PERMISSION_LIFETIME));
     }
 
     #[test]
@@ -286,23 +311,33 @@ mod tests {
         let mut a = alloc(t0);
         let p1: SocketAddr = "198.51.100.1:1000".parse().unwrap();
         let p2: SocketAddr = "198.51.100.2:2000".parse().unwrap();
-        assert_eq!(a.bind_channel(0x4000, p1, t0), Ok(()));
+        assert_eq!(a.bind_channel(0x4000, p1, ANY, t0), Ok(()));
         // Refresh with the same pair is fine.
         assert_eq!(
-            a.bind_channel(0x4000, p1, t0 + Duration::from_secs(1)),
+            a.bind_channel(0x4000, p1, ANY, t0 + Duration::from_secs(1)),
             Ok(())
         );
-        assert_eq!(a.bind_channel(0x4000, p2, t0), Err(BindError::ChannelTaken));
-        assert_eq!(a.bind_channel(0x4001, p1, t0), Err(BindError::PeerTaken));
-        assert!(a.permits(p1.ip(), t0));
+        assert_eq!(
+            a.bind_channel(0x4000, p2, ANY, t0),
+            Err(BindError::ChannelTaken)
+        );
+        assert_eq!(
+            a.bind_channel(0x4001, p1, ANY, t0),
+            Err(BindError::PeerTaken)
+        );
+        assert!(a.permits(p1, t0));
+        assert!(a.permits(SocketAddr::new(p1.ip(), 7), t0), "every port");
         // Expired at 601 s, but cooling down for 5 more minutes.
         let t = t0 + Duration::from_secs(602);
         assert_eq!(a.peer_for_channel(0x4000, t), None);
-        assert_eq!(a.bind_channel(0x4000, p2, t), Err(BindError::ChannelTaken));
+        assert_eq!(
+            a.bind_channel(0x4000, p2, ANY, t),
+            Err(BindError::ChannelTaken)
+        );
         let t = t0 + Duration::from_secs(1 + 600 + 300);
-        assert_eq!(a.bind_channel(0x4000, p2, t), Ok(()));
+        assert_eq!(a.bind_channel(0x4000, p2, ANY, t), Ok(()));
         assert_eq!(a.channel_for_peer(p2, t), Some(0x4000));
         assert_eq!(a.channel_for_peer(p1, t), None);
-        assert_eq!(a.bind_channel(0x4001, p1, t), Ok(()));
+        assert_eq!(a.bind_channel(0x4001, p1, ANY, t), Ok(()));
     }
 }

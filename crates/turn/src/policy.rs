@@ -8,8 +8,14 @@
 //! prefixes — and every IPv4 address above when embedded in IPv6
 //! (IPv4-mapped, IPv4-compatible, 6to4, Teredo, NAT64). Operators loosen or
 //! tighten this with allow and deny lists; deny wins.
+//!
+//! The one exception to the built-in list is the server's own services on
+//! the same host (its SFU, [`PeerPolicy::with_services`]): a relay-only
+//! browser reaches the SFU through the relay. Such an IP gets a permission
+//! that reaches that one port and no other ([`Reach::OnlyPort`]), so the
+//! relay opens no door to anything else on the host.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ipnet::IpNet;
 
@@ -19,6 +25,29 @@ pub struct PeerPolicy {
     allow: Vec<IpNet>,
     deny: Vec<IpNet>,
     allow_loopback: bool,
+    /// The server's own services (canonical addresses), reachable though
+    /// their IPs are refused.
+    services: Vec<SocketAddr>,
+}
+
+/// How far a permission for one peer IP reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Every port of the IP (RFC 8656 §9: permissions are per IP).
+    AnyPort,
+    /// Only this port: the IP is refused, but one of the server's own
+    /// services listens there.
+    OnlyPort(u16),
+}
+
+impl Reach {
+    /// True if a peer on `port` is within reach.
+    pub fn admits(self, port: u16) -> bool {
+        match self {
+            Reach::AnyPort => true,
+            Reach::OnlyPort(p) => p == port,
+        }
+    }
 }
 
 impl PeerPolicy {
@@ -29,22 +58,49 @@ impl PeerPolicy {
             allow,
             deny,
             allow_loopback,
+            services: Vec::new(),
         }
     }
 
-    /// True if relaying to `ip` is allowed.
+    /// The same policy, letting relays reach exactly these addresses (the
+    /// server's own SFU on this host) even where the IP is refused. The
+    /// operator's deny list still wins.
+    pub fn with_services(mut self, services: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.services = services
+            .into_iter()
+            .map(|a| SocketAddr::new(canonical(a.ip()), a.port()))
+            .filter(|a| !a.ip().is_unspecified() && a.port() != 0)
+            .collect();
+        self
+    }
+
+    /// True if relaying to every port of `ip` is allowed.
     pub fn permits(&self, ip: IpAddr) -> bool {
+        self.reach(ip) == Some(Reach::AnyPort)
+    }
+
+    /// True if relaying to `peer` (this IP and port) is allowed.
+    pub fn permits_addr(&self, peer: SocketAddr) -> bool {
+        self.reach(peer.ip()).is_some_and(|r| r.admits(peer.port()))
+    }
+
+    /// How far a permission for `ip` may reach; `None` if relaying to it
+    /// is refused.
+    pub fn reach(&self, ip: IpAddr) -> Option<Reach> {
         let ip = canonical(ip);
         if self.deny.iter().any(|n| n.contains(&ip)) {
-            return false;
+            return None;
         }
-        if self.allow.iter().any(|n| n.contains(&ip)) {
-            return true;
+        let open = self.allow.iter().any(|n| n.contains(&ip))
+            || (self.allow_loopback && ip.is_loopback())
+            || !default_denied(ip);
+        if open {
+            return Some(Reach::AnyPort);
         }
-        if self.allow_loopback && ip.is_loopback() {
-            return true;
-        }
-        !default_denied(ip)
+        self.services
+            .iter()
+            .find(|s| s.ip() == ip)
+            .map(|s| Reach::OnlyPort(s.port()))
     }
 }
 
@@ -241,5 +297,40 @@ pub(crate) mod tests {
         assert!(!p.permits(ip("8.8.8.8")));
         assert!(!p.permits(ip("::ffff:8.8.8.8")));
         assert!(!p.permits(ip("10.2.0.1")));
+    }
+
+    #[test]
+    fn own_services_open_one_port_only() {
+        let sfu: SocketAddr = "10.0.0.5:3480".parse().unwrap();
+        let p =
+            PeerPolicy::default().with_services([sfu, "[::ffff:127.0.0.1]:3480".parse().unwrap()]);
+        assert_eq!(p.reach(ip("10.0.0.5")), Some(Reach::OnlyPort(3480)));
+        assert!(p.permits_addr(sfu));
+        assert!(!p.permits(ip("10.0.0.5")), "not every port");
+        assert!(!p.permits_addr("10.0.0.5:3479".parse().unwrap()));
+        assert!(
+            !p.permits_addr("10.0.0.6:3480".parse().unwrap()),
+            "not the port on another host"
+        );
+        // Mapped and plain forms are one address.
+        assert!(p.permits_addr("127.0.0.1:3480".parse().unwrap()));
+        assert!(p.permits_addr("[::ffff:10.0.0.5]:3480".parse().unwrap()));
+        assert!(!p.permits_addr("127.0.0.1:22".parse().unwrap()));
+        // Public addresses are unchanged: every port.
+        assert_eq!(p.reach(ip("8.8.8.8")), Some(Reach::AnyPort));
+        // The wildcard and port 0 are never services.
+        let q = PeerPolicy::default().with_services([
+            "0.0.0.0:3480".parse().unwrap(),
+            "10.0.0.5:0".parse().unwrap(),
+        ]);
+        assert_eq!(q.reach(ip("0.0.0.0")), None);
+        assert_eq!(q.reach(ip("10.0.0.5")), None);
+    }
+
+    #[test]
+    fn deny_list_beats_own_services() {
+        let p = PeerPolicy::new(vec![], vec!["10.0.0.0/8".parse().unwrap()], false)
+            .with_services(["10.0.0.5:3480".parse().unwrap()]);
+        assert_eq!(p.reach(ip("10.0.0.5")), None);
     }
 }

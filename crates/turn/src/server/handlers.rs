@@ -15,6 +15,7 @@ use super::{FiveTuple, RESERVATION_LIFETIME, RelaySockets, Server};
 use crate::allocation::Allocation;
 use crate::channel_data::{MAX_CHANNEL_ACCEPTED, MIN_CHANNEL};
 use crate::ledger::UserKind;
+use crate::policy::Reach;
 use crate::rate_limit::TokenBucket;
 use crate::stats::DropReason;
 
@@ -493,16 +494,25 @@ impl Server {
     }
 
     /// Checks a peer address for CreatePermission and ChannelBind: 443 if its
-    /// family differs from the relay's, 403 if policy forbids it.
-    fn check_peer(&mut self, relay: SocketAddr, peer: SocketAddr) -> Result<(), u16> {
+    /// family differs from the relay's, 403 if policy forbids it. A
+    /// ChannelBind (`exact`) names a port, which must be within reach too;
+    /// CreatePermission's port is ignored (RFC 8656 §9).
+    fn check_peer(
+        &mut self,
+        relay: SocketAddr,
+        peer: SocketAddr,
+        exact: bool,
+    ) -> Result<Reach, u16> {
         if AddressFamily::of(peer.ip()) != AddressFamily::of(relay.ip()) {
             return Err(443);
         }
-        if !self.config.policy.permits(peer.ip()) {
-            self.stats.drop(DropReason::PeerPolicy);
-            return Err(403);
+        match self.config.policy.reach(peer.ip()) {
+            Some(reach) if !exact || reach.admits(peer.port()) => Ok(reach),
+            _ => {
+                self.stats.drop(DropReason::PeerPolicy);
+                Err(403)
+            }
         }
-        Ok(())
     }
 
     fn create_permission(&mut self, now: Instant, from: FiveTuple, req: &Message<'_>, auth: &Auth) {
@@ -522,9 +532,11 @@ impl Server {
         if peers.is_empty() {
             return self.error(from, req, 400, Some(auth));
         }
+        let mut reaches = Vec::with_capacity(peers.len());
         for p in &peers {
-            if let Err(code) = self.check_peer(relay, *p) {
-                return self.error(from, req, code, Some(auth));
+            match self.check_peer(relay, *p, false) {
+                Ok(reach) => reaches.push((p.ip(), reach)),
+                Err(code) => return self.error(from, req, code, Some(auth)),
             }
         }
         let full = self.allocations.get(&from).is_some_and(|a| {
@@ -539,8 +551,8 @@ impl Server {
             return self.error(from, req, 508, Some(auth));
         }
         if let Some(a) = self.allocations.get_mut(&from) {
-            for p in &peers {
-                a.add_permission(p.ip(), now);
+            for (ip, reach) in reaches {
+                a.add_permission(ip, reach, now);
             }
         }
         self.schedule(now + crate::allocation::PERMISSION_LIFETIME);
@@ -563,9 +575,10 @@ impl Server {
             Some(Ok(Attribute::XorPeerAddress(p))) => p,
             _ => return self.error(from, req, 400, Some(auth)),
         };
-        if let Err(code) = self.check_peer(relay, peer) {
-            return self.error(from, req, code, Some(auth));
-        }
+        let reach = match self.check_peer(relay, peer, true) {
+            Ok(reach) => reach,
+            Err(code) => return self.error(from, req, code, Some(auth)),
+        };
         let full = self.allocations.get(&from).is_some_and(|a| {
             !a.has_channel_entry(channel) && a.channel_count() >= self.config.max_channels
         });
@@ -574,7 +587,7 @@ impl Server {
             return self.error(from, req, 508, Some(auth));
         }
         let bound = match self.allocations.get_mut(&from) {
-            Some(a) => a.bind_channel(channel, peer, now),
+            Some(a) => a.bind_channel(channel, peer, reach, now),
             None => return self.error(from, req, 437, Some(auth)),
         };
         if bound.is_err() {

@@ -539,9 +539,9 @@ impl Server {
             self.stats.drop(DropReason::Malformed);
             return None;
         };
-        if !a.permits(peer.ip(), now) {
+        if !a.permits(peer, now) {
             // A refused peer never has a permission; say which it was.
-            let reason = if self.config.policy.permits(peer.ip()) {
+            let reason = if self.config.policy.permits_addr(peer) {
                 DropReason::NoPermission
             } else {
                 DropReason::PeerPolicy
@@ -576,7 +576,7 @@ impl Server {
             return None;
         };
         let a = self.live_allocation(&ft, now)?;
-        if !a.permits(peer.ip(), now) {
+        if !a.permits(peer, now) {
             self.stats.drop(DropReason::NoPermission);
             return None;
         }

@@ -111,7 +111,7 @@ impl Server {
                 let valid = allocations.get(ft).is_some_and(|a| {
                     a.expires > now
                         && a.peer_for_channel(ch.channel, now) == Some(ch.peer)
-                        && a.permits(ch.peer.ip(), now)
+                        && a.permits(ch.peer, now)
                 });
                 if !valid {
                     events.push_back(Event::OffloadEnd(*ch));
