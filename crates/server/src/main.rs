@@ -11,8 +11,8 @@ use anyhow::Context;
 use rand::Rng;
 use tracing_subscriber::EnvFilter;
 
-use switchboard::config::{Command, Config, LogFormat};
-use switchboard::{http, metrics, tls, turn_server};
+use switchboard::config::{Command, Config, LogFormat, SfuMode};
+use switchboard::{http, metrics, sfu_server, tls, turn_server};
 
 fn main() -> ExitCode {
     let config = match Config::load() {
@@ -120,8 +120,38 @@ struct CoreShared {
     offload: bool,
 }
 
-/// Worker `i`'s TURN core, configured from the command line.
-fn turn_core(config: &Config, secret: &str, shared: &CoreShared, i: usize) -> turn::Server {
+/// The SFU's socket, bound before the TURN cores (when rooms may use the
+/// SFU), and the addresses at which relays may reach it. If it cannot be
+/// bound every room stays a mesh.
+fn bind_sfu(config: &mut Config) -> (Option<std::net::UdpSocket>, Vec<SocketAddr>) {
+    let Some(listen) = config.sfu_listen.0.filter(|_| config.sfu != SfuMode::Never) else {
+        return (None, Vec::new());
+    };
+    match sfu_server::SfuServer::bind(listen) {
+        Ok(socket) => {
+            let addresses = socket
+                .local_addr()
+                .map(|local| sfu_server::own_addresses(local, config.external_ip))
+                .unwrap_or_default();
+            (Some(socket), addresses)
+        }
+        Err(e) => {
+            tracing::error!("SFU not started on {listen} ({e:#}); rooms stay peer to peer");
+            config.sfu = SfuMode::Never;
+            (None, Vec::new())
+        }
+    }
+}
+
+/// Worker `i`'s TURN core, configured from the command line; relays may
+/// reach the SFU at `sfu` though the peer policy refuses those IPs.
+fn turn_core(
+    config: &Config,
+    secret: &str,
+    shared: &CoreShared,
+    sfu: &[SocketAddr],
+    i: usize,
+) -> turn::Server {
     let users = turn::auth::Users::new(
         &config.realm,
         config.static_users(),
@@ -134,7 +164,8 @@ fn turn_core(config: &Config, secret: &str, shared: &CoreShared, i: usize) -> tu
         config.allow_peers.clone(),
         config.deny_peers.clone(),
         config.allow_loopback_peers,
-    );
+    )
+    .with_services(sfu.iter().copied());
     core.ledger = shared.ledger.clone();
     core.nonce_secret = Some(shared.nonce_secret);
     core.max_permissions = config.max_permissions;
@@ -264,11 +295,12 @@ async fn run(mut config: Config) -> anyhow::Result<()> {
         }),
         _ => None,
     };
+    let (sfu_socket, sfu_addresses) = bind_sfu(&mut config);
     let bound = turn_server::start(
         config.turn_listen,
         turns,
         worker_count(&config),
-        |i| turn_core(&config, &secret, &shared, i),
+        |i| turn_core(&config, &secret, &shared, &sfu_addresses, i),
         limits,
     )
     .with_context(|| format!("binding STUN/TURN on {}", config.turn_listen))?;
@@ -371,6 +403,7 @@ async fn run(mut config: Config) -> anyhow::Result<()> {
         turns_port,
         draining: draining_rx,
         signaling_stats: signaling_stats.clone(),
+        sfu_socket,
     };
     let drain = Drain {
         timeout: std::time::Duration::from_secs(config.drain_timeout),

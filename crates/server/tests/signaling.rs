@@ -39,6 +39,7 @@ async fn start_fast_heartbeat() -> Result<u16, Error> {
         turns_port: None,
         draining: tokio::sync::watch::channel(false).1,
         signaling_stats: Default::default(),
+        sfu_socket: None,
     };
     let hub = signal::HubConfig {
         ping_interval: Duration::from_millis(200),

@@ -45,6 +45,7 @@ async fn start(extra: &[&str]) -> Result<Server, Error> {
         turns_port: None,
         draining,
         signaling_stats: stats.clone(),
+        sfu_socket: None,
     };
     tokio::spawn(http::serve_listener(listener, ctx, std::future::pending()));
     Ok(Server { port, drain, stats })

@@ -377,6 +377,7 @@ async fn wss_knows_the_client_address_and_applies_the_limit() -> TestResult {
         turns_port: None,
         draining: tokio::sync::watch::channel(false).1,
         signaling_stats: Default::default(),
+        sfu_socket: None,
     };
     tokio::spawn(http::serve(ctx, std::future::pending()));
 

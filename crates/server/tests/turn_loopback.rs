@@ -3,7 +3,7 @@
 //! small blocking driver: Binding, Allocate, CreatePermission, Send
 //! indications and ChannelData to a UDP echo peer and back, Refresh and
 //! delete — over UDP and over TCP — and the default refusal of loopback
-//! peers. Then the driver in this process (`turn_server::start`, no
+//! peers, but for the server's own SFU port. Then the driver in this process (`turn_server::start`, no
 //! binary): IPv4 and IPv6 clients of one dual-stack `[::]` listener, the
 //! workers' stats board, and drain.
 
@@ -132,6 +132,102 @@ fn loopback_peers_are_refused_by_default() {
                 ..
             }
         ));
+    }
+}
+
+/// The SFU's counter of datagrams from no participant, from `/metrics`.
+fn sfu_unrouted(metrics: SocketAddr) -> u64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(metrics).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body.lines()
+        .find(|l| l.starts_with("switchboard_sfu_dropped_datagrams_total{reason=\"unrouted\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// With loopback peers refused (the default), a relay still reaches the
+/// server's own SFU on 127.0.0.1 — a relay-only browser's path to it — and
+/// nothing else on that IP: another port is refused by ChannelBind, and
+/// datagrams to or from it are dropped.
+#[test]
+fn relays_reach_the_servers_own_sfu_and_no_other_port_of_its_ip() {
+    let sfu: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let (sfu_arg, metrics_arg) = (sfu.to_string(), metrics.to_string());
+    let sb = Switchboard::start(&[
+        "--user",
+        "alice:secret",
+        "--sfu",
+        "always",
+        "--sfu-listen",
+        &sfu_arg,
+        "--metrics-listen",
+        &metrics_arg,
+    ]);
+    wait_for_binding(sb.turn);
+    let other = peer();
+    other
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let other_addr = other.local_addr().unwrap();
+    let mut d = Driver::udp(sb.turn, "alice", "secret");
+    d.client.allocate(Instant::now()).unwrap();
+    let ClientEvent::Allocated { relayed, .. } = d.event() else {
+        panic!("allocate failed")
+    };
+    // The SFU's IP gets a permission (for the SFU's port only).
+    d.client
+        .create_permission(Instant::now(), &[sfu.ip()])
+        .unwrap();
+    assert!(matches!(d.event(), ClientEvent::PermissionCreated { .. }));
+    // Another port of that IP: no channel, and nothing passes either way.
+    d.client.channel_bind(Instant::now(), other_addr).unwrap();
+    assert!(matches!(
+        d.event(),
+        ClientEvent::Failed {
+            method: Method::CHANNEL_BIND,
+            code: 403,
+            ..
+        }
+    ));
+    d.send_to(other_addr, b"not for you");
+    let mut buf = [0u8; 64];
+    assert!(
+        other.recv_from(&mut buf).is_err(),
+        "relayed to another port"
+    );
+    other.send_to(b"nor this", relayed).unwrap();
+    assert!(
+        !d.run_until(Duration::from_millis(500), |d| !d.data.is_empty()),
+        "another port reached the client"
+    );
+    // The SFU's port: by Send indication, then on a channel. The SFU
+    // counts them as from no participant (they are not ICE). The relay
+    // sends the four same-size ChannelData payloads as one GSO train,
+    // which the SFU must split by its stride to count four.
+    let before = sfu_unrouted(metrics);
+    d.send_to(sfu, b"hello SFU");
+    d.client.channel_bind(Instant::now(), sfu).unwrap();
+    assert!(matches!(d.event(), ClientEvent::ChannelBound { .. }));
+    for _ in 0..4 {
+        let sent = d.send_to(sfu, b"hello SFU");
+        assert!(
+            sent.first().is_some_and(|b| b & 0xC0 == 0x40),
+            "ChannelData"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sfu_unrouted(metrics) < before + 5 {
+        assert!(
+            Instant::now() < deadline,
+            "the SFU did not get 5 datagrams through the relay within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

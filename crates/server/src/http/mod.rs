@@ -63,6 +63,10 @@ pub struct HttpContext {
     pub draining: watch::Receiver<bool>,
     /// Signaling counters, for the metrics.
     pub signaling_stats: Arc<SignalingStats>,
+    /// The SFU's socket when it was bound already (by `main`, before the
+    /// TURN cores whose peer policy lets relays reach it); otherwise the
+    /// router binds `--sfu-listen` itself.
+    pub sfu_socket: Option<std::net::UdpSocket>,
 }
 
 /// The address of an HTTP client, for counting its WebSockets.
@@ -118,7 +122,7 @@ fn widen_backlog(listener: &tokio::net::TcpListener) {
 /// Like [`serve`] on an already bound listener.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
-    ctx: HttpContext,
+    mut ctx: HttpContext,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     widen_backlog(&listener);
@@ -129,7 +133,9 @@ pub async fn serve_on(
         );
         return serve_listener(listener, ctx, shutdown).await;
     };
-    let (router, stop) = router(&ctx, hub_config(&ctx));
+    let hub = hub_config(&ctx);
+    let sfu = ctx.sfu_socket.take();
+    let (router, stop) = router(&ctx, hub, sfu);
     println!(
         "Switchboard web app: https://{}/",
         display_addr(listener.local_addr()?)
@@ -159,12 +165,13 @@ pub async fn serve_listener(
 /// short heartbeats).
 pub async fn serve_listener_with(
     listener: tokio::net::TcpListener,
-    ctx: HttpContext,
+    mut ctx: HttpContext,
     hub: HubConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     widen_backlog(&listener);
-    let (router, stop) = router(&ctx, hub);
+    let sfu = ctx.sfu_socket.take();
+    let (router, stop) = router(&ctx, hub, sfu);
     serve_plain(listener, router, close_sockets_on(shutdown, stop)).await
 }
 
@@ -214,8 +221,13 @@ async fn serve_plain(
 }
 
 /// The router, and the switch that closes all WebSockets (graceful shutdown
-/// waits for open connections, so they must be told to end).
-fn router(ctx: &HttpContext, mut hub: HubConfig) -> (Router, watch::Sender<bool>) {
+/// waits for open connections, so they must be told to end). `sfu` is the
+/// SFU's socket if bound already.
+fn router(
+    ctx: &HttpContext,
+    mut hub: HubConfig,
+    sfu: Option<std::net::UdpSocket>,
+) -> (Router, watch::Sender<bool>) {
     let (stop_tx, stop_rx) = watch::channel(false);
     // SFU rooms need the SFU running: without it every room stays a mesh.
     let sfu_listen = ctx
@@ -228,7 +240,14 @@ fn router(ctx: &HttpContext, mut hub: HubConfig) -> (Router, watch::Sender<bool>
     }
     let signaling = Signaling::new(hub, stop_rx);
     if let Some(listen) = sfu_listen {
-        match signaling.attach_sfu(listen, ctx.config.sfu_room_size, ctx.config.external_ip) {
+        let socket = match sfu {
+            Some(socket) => Ok(socket),
+            None => crate::sfu_server::SfuServer::bind(listen),
+        };
+        let attached = socket.and_then(|socket| {
+            signaling.attach_sfu(socket, ctx.config.sfu_room_size, ctx.config.external_ip)
+        });
+        match attached {
             Ok(addr) => tracing::info!("SFU media on udp {addr}"),
             Err(e) => {
                 tracing::error!("SFU not started on {listen} ({e:#}); rooms stay peer to peer");

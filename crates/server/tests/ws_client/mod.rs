@@ -77,6 +77,7 @@ pub async fn start_router(extra: &[&str]) -> Result<u16, Error> {
         turns_port: None,
         draining: tokio::sync::watch::channel(false).1,
         signaling_stats: Default::default(),
+        sfu_socket: None,
     };
     tokio::spawn(switchboard::http::serve_listener(
         listener,

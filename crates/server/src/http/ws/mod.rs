@@ -158,7 +158,7 @@ impl Signaling {
     /// must have been made with an [`signal::SfuPolicy`] other than `Never`.
     pub fn attach_sfu(
         self: &Arc<Self>,
-        listen: std::net::SocketAddr,
+        socket: std::net::UdpSocket,
         room_size: usize,
         external_ip: Option<IpAddr>,
     ) -> anyhow::Result<std::net::SocketAddr> {
@@ -169,7 +169,7 @@ impl Signaling {
             };
             signaling.with_hub(|hub| hub.handle_sfu_signal(&PeerId(peer.to_owned()), data));
         });
-        let server = SfuServer::start(listen, room_size, external_ip, reply)?;
+        let server = SfuServer::start(socket, room_size, external_ip, reply)?;
         let addr = server.local_addr();
         self.lock().sfu = Some(server);
         Ok(addr)
