@@ -20,7 +20,6 @@
 // so its page uses turns:localhost (the certificate names localhost too).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import tls from 'node:tls';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rename, rm, copyFile } from 'node:fs/promises';
@@ -30,24 +29,8 @@ import { existsSync } from 'node:fs';
 import { launchChromium } from '../lib/browser.js';
 import { launchFirefox, FIREFOX, waitUntil } from '../lib/firefox.js';
 import { startServer } from '../lib/server.js';
+import { served, spkiHash, turnsOnly } from '../lib/tls.js';
 import { roomId, waitConnected, waitFramesDecoded, peerStats, sendChat, waitChat } from '../lib/call.js';
-
-/** SHA-256 fingerprint and SPKI hash of the certificate `port` serves now. */
-function served(port) {
-  return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () => {
-      const cert = s.getPeerX509Certificate();
-      resolve({ fp: cert.fingerprint256, spki: spkiHash(cert) });
-      s.end();
-    });
-    s.once('error', reject);
-  });
-}
-
-/** What --ignore-certificate-errors-spki-list takes for `cert`. */
-function spkiHash(cert) {
-  return createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
-}
 
 /** A new self-signed P-256 certificate for 127.0.0.1 in `dir`/`name`.{crt,key}. */
 async function makeCert(dir, name) {
@@ -57,21 +40,6 @@ async function makeCert(dir, name) {
   { stdio: 'ignore' });
   const cert = new X509Certificate(await readFile(crt));
   return { crt, key, fp: cert.fingerprint256, spki: spkiHash(cert) };
-}
-
-/** Keeps only the turns: URLs on `port` in every RTCPeerConnection of the page. */
-async function turnsOnly(page, port) {
-  await page.addInitScript((p) => {
-    const Native = window.RTCPeerConnection;
-    window.RTCPeerConnection = function (config = {}) {
-      const iceServers = (config.iceServers ?? [])
-        .map((s) => ({ ...s, urls: [].concat(s.urls).filter((u) => u.startsWith(`turns:127.0.0.1:${p}?`)) }))
-        .filter((s) => s.urls.length);
-      if (!iceServers.length) throw new Error(`no turns: server on port ${p} among ${JSON.stringify(config.iceServers)}`);
-      return new Native({ ...config, iceServers });
-    };
-    window.RTCPeerConnection.prototype = Native.prototype;
-  }, port);
 }
 
 /** The ICE servers the server hands out, as one list of URLs. */
