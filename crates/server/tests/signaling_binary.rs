@@ -42,6 +42,8 @@ fn start() -> Result<(Server, u16, u16), Box<dyn std::error::Error>> {
             "off",
             "--drain-timeout",
             "2",
+            "--sfu-listen",
+            "off",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

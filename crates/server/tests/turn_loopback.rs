@@ -285,6 +285,8 @@ fn server_v6() -> (support::Guard, SocketAddr) {
         .args(["--http-listen", &http.to_string()])
         .args(["--user", "alice:secret", "--allow-loopback-peers"])
         .args(["--relay-ports", &format!("{low}-{}", low + 30)])
+        // Tests run side by side: only one that asks (--sfu-listen) gets an SFU.
+        .env("SWITCHBOARD_SFU_LISTEN", "off")
         .env("SWITCHBOARD_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()

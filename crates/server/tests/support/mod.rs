@@ -43,6 +43,8 @@ impl Switchboard {
             .arg("--http-listen")
             .arg(http.to_string())
             .args(args)
+            // Tests run side by side: only one that asks (--sfu-listen) gets an SFU.
+            .env("SWITCHBOARD_SFU_LISTEN", "off")
             .env("SWITCHBOARD_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -343,6 +343,8 @@ impl Binary {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(args)
+            // Tests run side by side: only one that asks (--sfu-listen) gets an SFU.
+            .env("SWITCHBOARD_SFU_LISTEN", "off")
             .env("SWITCHBOARD_LOG", "warn")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
