@@ -15,6 +15,9 @@
 //!   server) from many loopback source addresses, joined in waves into
 //!   groups of 4, then relayed messages at a steady rate; join rate and
 //!   relay latency ([`signaling`]).
+//! - `sfu`: a synthetic group call (str0m publishers sending VP8 simulcast,
+//!   subscribers counting frames) against Switchboard's SFU or Janus's
+//!   VideoRoom; frame loss and server CPU per forwarded packet ([`sfu`]).
 //!
 //! Results go to stdout as one `RESULT key=value ...` line (parsed by
 //! `bench/run`); progress goes to stderr. Only loopback targets are accepted.
@@ -22,6 +25,7 @@
 mod allocate;
 mod binding;
 mod driver;
+mod sfu;
 mod signaling;
 
 use std::net::SocketAddr;
@@ -57,6 +61,48 @@ enum Mode {
     /// Signaling WebSockets: join N in waves, then relay at a steady rate
     /// (`--server` is the HTTP address).
     Signaling(SignalingArgs),
+    /// A synthetic group call through an SFU (`--server` is Switchboard's
+    /// HTTP address or Janus's WebSocket API).
+    Sfu(SfuArgs),
+}
+
+/// Which SFU `sfu` talks to.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SfuTarget {
+    /// Switchboard's `/ws` and its SFU (run it with `--sfu always`).
+    Switchboard,
+    /// Janus's WebSocket API and its VideoRoom plugin.
+    Janus,
+}
+
+/// Options of `sfu`.
+#[derive(Debug, Args)]
+pub struct SfuArgs {
+    /// Which SFU.
+    #[arg(long, value_enum, default_value = "switchboard")]
+    pub target: SfuTarget,
+    /// The server process, whose CPU time is measured.
+    #[arg(long)]
+    pub server_pid: u32,
+    /// Participants sending a three-layer VP8 simulcast camera.
+    #[arg(long, default_value_t = 2)]
+    pub publishers: usize,
+    /// Participants receiving every publisher's video.
+    #[arg(long, default_value_t = 4)]
+    pub subscribers: usize,
+    /// Frames per second per layer.
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// Seconds after the last join before measuring (ICE, DTLS, keyframes).
+    #[arg(long, default_value_t = 5)]
+    pub warmup_secs: u64,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10)]
+    pub measure_secs: u64,
+    /// Address of this host the participants' media sockets bind to (and
+    /// the only non-loopback address they send to).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub media_ip: std::net::IpAddr,
 }
 
 /// Which signaling server `signaling` talks to.
@@ -207,6 +253,7 @@ fn main() -> anyhow::Result<()> {
                 Mode::Allocate(a) => allocate::run(server, a, limit).await,
                 Mode::Hold(a) => allocate::hold(server, a, limit).await,
                 Mode::Signaling(a) => signaling::run(server, a, limit).await,
+                Mode::Sfu(a) => sfu::run(server, a, limit).await,
             }
         };
         // The modes watch the limit themselves; this is the backstop.
