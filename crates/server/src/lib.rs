@@ -11,6 +11,7 @@
 //! - [`per_address`]: connections per client address (WebSocket and TURN TCP/TLS).
 //! - [`tls`]: certificates, their reload, and telling TURN from HTTP.
 //! - [`sfu_server`]: the SFU's UDP driver around the sans-IO `sfu` core.
+//! - `udp_gso`: GSO trains, for the TURN workers and the SFU.
 //! - `socket_bind`: binding UDP/TCP listeners (dual stack, SO_REUSEPORT) and
 //!   the IPv4-mapped → IPv4 rule at every socket boundary.
 
@@ -24,3 +25,4 @@ pub mod sfu_server;
 pub(crate) mod socket_bind;
 pub mod tls;
 pub mod turn_server;
+pub(crate) mod udp_gso;

@@ -24,6 +24,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
 use crate::socket_bind::{self, canonical, for_socket};
+use crate::udp_gso::{GSO_MAX_SEGMENTS, Gso, Sink, Trains, segments, send_gso};
 
 /// Largest read: one datagram, or a GRO train of them (up to 64 KiB) when
 /// the sender coalesced them with GSO, as the TURN relay on this host does
@@ -35,6 +36,9 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often they also go to the debug log (when they moved).
 const STATS_LOG_EVERY: u32 = 5;
+
+/// GSO trains open at once: one per subscriber a frame goes to.
+const OPEN_TRAINS: usize = 256;
 
 /// Most datagrams read in a row before timers and commands get a turn.
 const RECV_BATCH: usize = 128;
@@ -140,6 +144,7 @@ impl SfuServer {
         let stats = Arc::new(Mutex::new(sfu::SfuStats::default()));
         let driver = Driver {
             published: stats.clone(),
+            trains: Trains::with_open(OPEN_TRAINS),
             // See SfuConfig::bandwidth_estimation.
             sfu: Sfu::new(SfuConfig {
                 room_size,
@@ -230,6 +235,59 @@ struct Driver {
     next_id: u64,
     reply: Reply,
     published: Arc<Mutex<sfu::SfuStats>>,
+    /// What the core sends, as GSO trains: a subscriber's video frame is
+    /// usually several packets to one address in a row.
+    trains: Trains,
+}
+
+/// Where the SFU's trains leave from: its one socket, from the address
+/// the participant used (`from`) when it is a wildcard socket.
+struct SfuSink<'a> {
+    state: &'a UdpSocketState,
+    socket: &'a AsyncFd<std::net::UdpSocket>,
+    local: SocketAddr,
+}
+
+impl SfuSink<'_> {
+    fn send_one(&self, to: SocketAddr, src_ip: Option<IpAddr>, contents: &[u8]) -> u64 {
+        let transmit = quinn_udp::Transmit {
+            destination: to,
+            ecn: None,
+            contents,
+            segment_size: None,
+            src_ip,
+        };
+        u64::from(self.state.try_send(self.socket.into(), &transmit).is_err())
+    }
+}
+
+impl Sink for SfuSink<'_> {
+    fn send(&self, from: SocketAddr, to: SocketAddr, contents: &[u8], segment: usize) -> u64 {
+        let src_ip = self.local.ip().is_unspecified().then_some(from.ip());
+        let to = for_socket(self.local, to);
+        if contents.len() > segment {
+            match send_gso(
+                self.state,
+                self.socket.into(),
+                to,
+                src_ip,
+                contents,
+                segment,
+            ) {
+                Gso::Sent => return 0,
+                Gso::Dropped => return segments(contents.len(), segment),
+                Gso::Refused => {}
+            }
+        }
+        contents
+            .chunks(segment.max(1))
+            .map(|d| self.send_one(to, src_ip, d))
+            .sum()
+    }
+
+    fn max_segments(&self) -> usize {
+        self.state.max_gso_segments().min(GSO_MAX_SEGMENTS)
+    }
 }
 
 /// The `RTCSessionDescriptionInit` JSON both ways.
@@ -287,7 +345,7 @@ impl Driver {
                                 }
                                 Err(_) => break,
                             }
-                            self.flush(&state, &socket);
+                            self.collect(&state, &socket);
                         }
                     }
                     command = commands.recv() => {
@@ -307,7 +365,7 @@ impl Driver {
                         break;
                     }
                     self.sfu.handle_timeout(now);
-                    self.flush(&state, &socket);
+                    self.collect(&state, &socket);
                 }
                 let now = Instant::now();
                 if now >= report.due {
@@ -385,19 +443,35 @@ impl Driver {
         }
     }
 
-    /// Sends what the core queued and hands its events on.
+    /// Sends what the core queued, and what [`Driver::collect`] queued.
     fn flush(&mut self, state: &UdpSocketState, socket: &AsyncFd<std::net::UdpSocket>) {
-        let wildcard = self.local.ip().is_unspecified();
+        self.collect(state, socket);
+        // A full buffer loses the datagrams, as UDP may.
+        self.trains.flush(&self.sink(state, socket));
+    }
+
+    fn sink<'a>(
+        &self,
+        state: &'a UdpSocketState,
+        socket: &'a AsyncFd<std::net::UdpSocket>,
+    ) -> SfuSink<'a> {
+        SfuSink {
+            state,
+            socket,
+            local: self.local,
+        }
+    }
+
+    /// Queues what the core sends as trains (those that fill up leave at
+    /// once) and hands its events on. str0m's pacer releases a
+    /// subscriber's packets one per timeout round, so a frame's packets to
+    /// one subscriber join one train only across rounds: the driver sends
+    /// the trains once per loop turn.
+    fn collect(&mut self, state: &UdpSocketState, socket: &AsyncFd<std::net::UdpSocket>) {
+        let sink = self.sink(state, socket);
         while let Some(t) = self.sfu.poll_transmit() {
-            let transmit = quinn_udp::Transmit {
-                destination: for_socket(self.local, t.destination),
-                ecn: None,
-                contents: &t.contents,
-                segment_size: None,
-                src_ip: wildcard.then_some(t.source.ip()),
-            };
-            // A full buffer loses the datagram, as UDP may.
-            let _ = state.try_send(socket.into(), &transmit);
+            self.trains
+                .push(&sink, t.source, t.destination, &t.contents);
         }
         while let Some(event) = self.sfu.poll_event() {
             match event {

@@ -12,8 +12,9 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use turn::{FiveTuple, Transport};
 
 use crate::turn_server::socket::client_socket::ClientSocket;
-use crate::turn_server::socket::gso::{ToClients, ToPeers, Trains};
+use crate::turn_server::socket::gso::{ToClients, ToPeers};
 use crate::turn_server::socket::relays::Relays;
+use crate::udp_gso::Trains;
 
 /// A stream connection's write queue (frames; the connection's writer task
 /// drains it). Bounded: a client that does not read loses data, not the

@@ -12,8 +12,8 @@ use tokio::io::Interest;
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use turn::{FiveTuple, Transport};
 
-use super::gso::GSO_MAX_SEGMENTS;
 use crate::socket_bind::{canonical, for_socket};
+use crate::udp_gso::{GSO_MAX_SEGMENTS, Gso, segments, send_gso};
 
 /// Listener socket buffers asked of the kernel (coturn uses the same order).
 const SOCKET_BUFFER: usize = 4 << 20;
@@ -134,37 +134,11 @@ impl ClientSocket {
         contents: &[u8],
         segment: usize,
     ) -> Gso {
-        let transmit = quinn_udp::Transmit {
-            destination: to,
-            ecn: None,
-            contents,
-            segment_size: Some(segment),
-            src_ip,
-        };
-        match self.state.try_send(socket, &transmit) {
-            Ok(()) => Gso::Sent,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Gso::Dropped,
-            Err(_) => Gso::Refused,
-        }
+        send_gso(&self.state, socket, to, src_ip, contents, segment)
     }
 
     /// How many datagrams one GSO send may carry (1 without GSO).
     pub(crate) fn max_segments(&self) -> usize {
         self.state.max_gso_segments().min(GSO_MAX_SEGMENTS)
     }
-}
-
-/// What became of a GSO send.
-pub(crate) enum Gso {
-    /// All datagrams left.
-    Sent,
-    /// The socket buffer was full: all were dropped, as UDP may.
-    Dropped,
-    /// The kernel refused GSO for this send: send them one by one.
-    Refused,
-}
-
-/// Datagrams in a train of `len` bytes cut every `segment`.
-pub(crate) fn segments(len: usize, segment: usize) -> u64 {
-    u64::try_from(len.div_ceil(segment.max(1))).unwrap_or(u64::MAX)
 }

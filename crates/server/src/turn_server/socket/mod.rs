@@ -6,7 +6,7 @@
 //! - [`client_socket`]: the UDP socket clients reach.
 //! - [`relays`]: the relay sockets and binding them for the core.
 //! - [`relay_poll`]: the epoll instance and receive slots they share.
-//! - [`gso`]: GSO trains for what leaves.
+//! - [`gso`]: where GSO trains ([`crate::udp_gso`]) leave from.
 
 pub(crate) mod client_socket;
 pub(crate) mod gso;
