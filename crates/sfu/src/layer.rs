@@ -182,6 +182,18 @@ impl Selector {
         self.current
     }
 
+    /// What this subscriber's video uses, by `rates` of its publisher's
+    /// layers: the layer forwarded, or the target of a pending switch if
+    /// that is higher (its bandwidth is spoken for).
+    pub fn rate_bps(&self, rates: &LayerRates) -> u64 {
+        [self.current, self.target]
+            .into_iter()
+            .flatten()
+            .map(|l| rates.bps(l))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Whether a switch is waiting for a keyframe.
     pub fn switching(&self) -> bool {
         self.target.is_some() && self.target != self.current

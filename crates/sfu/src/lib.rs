@@ -6,7 +6,8 @@
 //! sent, DTLS-SRTP (RFC 5764) for keys. What a participant publishes is
 //! forwarded, frame by frame, to every other participant of its room; of a
 //! simulcast camera (RFC 8853) each subscriber gets the one layer that fits
-//! its bandwidth estimate and its tile ([`layer`]). NACK/RTX, RTCP reports
+//! its share of its bandwidth estimate ([`budget`]) and its tile
+//! ([`layer`]). NACK/RTX, RTCP reports
 //! and congestion control stay per leg, inside each `Rtc`.
 //!
 //! Datagrams reach their participant through a map from remote address.
@@ -20,6 +21,7 @@
 //! [`Sfu::poll_event`], [`Sfu::poll_timeout`]. The driver owns the socket
 //! and the clock.
 
+mod budget;
 pub mod layer;
 mod participant;
 #[cfg(test)]
@@ -48,9 +50,8 @@ pub struct SfuConfig {
     /// layers by it as well as by tile width. str0m then paces what is
     /// forwarded, one packet per timeout, so the driver must run due
     /// timeouts back to back (one per 1 ms timer tick stalled forwarded
-    /// video behind audio). Off in the server for now: with that fixed the
-    /// five-page browser test passed locally, but in CI a screen share
-    /// through the SFU did not reach a subscriber with it on.
+    /// video behind audio). On in the server; off, only tile widths pick
+    /// the layer.
     pub bandwidth_estimation: bool,
 }
 
@@ -503,10 +504,16 @@ impl Sfu {
             if *sub_id == from {
                 continue;
             }
+            if participants.get(sub_id).is_some_and(|s| s.spend.stale(now)) {
+                let bps = budget::video_spend(participants, *sub_id);
+                if let Some(s) = participants.get_mut(sub_id) {
+                    s.spend.set(now, bps);
+                }
+            }
             let Some(sub) = participants.get_mut(sub_id) else {
                 continue;
             };
-            let share = sub.estimate_bps / (sub.video_out().max(1) as u64);
+            let (estimate, audio, spend) = (sub.estimate_bps, sub.audio_out(), sub.spend);
             let cap = layer::cap_for_width(sub.view_of(from), layers);
             let Some(out) = sub
                 .tracks_out
@@ -519,6 +526,7 @@ impl Sfu {
                 continue;
             };
             if data.rid.is_some() {
+                let share = spend.budget(estimate, audio, out.selector.rate_bps(&rates));
                 let target = layer::choose(&rates, layers, cap, share, out.selector.current(), now);
                 if out.selector.set_target(target) && keyframe_for.is_none() {
                     keyframe_for = target;

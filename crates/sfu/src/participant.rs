@@ -11,6 +11,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::{Candidate, Rtc, RtcConfig};
 
+use crate::budget::Spend;
 use crate::layer::{LayerRates, Selector};
 use crate::{ParticipantId, SfuError};
 
@@ -105,6 +106,8 @@ pub(crate) struct Participant {
     pub(crate) started: bool,
     /// The egress bandwidth estimate (str0m's BWE), bits/s.
     pub(crate) estimate_bps: u64,
+    /// What the videos it is sent use, summed now and then.
+    pub(crate) spend: Spend,
     /// Tile widths the app reported, per publisher it shows.
     pub(crate) views: Vec<(ParticipantId, u32)>,
     /// When str0m wants to be called next.
@@ -149,6 +152,7 @@ impl Participant {
             } else {
                 u64::MAX
             },
+            spend: Spend::default(),
             views: Vec::new(),
             next_timeout: Some(now),
             // Without an estimator there is nothing to tell.
@@ -278,9 +282,19 @@ impl Participant {
     }
 
     pub(crate) fn video_out(&self) -> usize {
+        self.open_out(MediaKind::Video)
+    }
+
+    /// Audio tracks this participant is sent (the estimate keeps room for
+    /// them).
+    pub(crate) fn audio_out(&self) -> usize {
+        self.open_out(MediaKind::Audio)
+    }
+
+    fn open_out(&self, kind: MediaKind) -> usize {
         self.tracks_out
             .iter()
-            .filter(|t| t.kind == MediaKind::Video && t.mid().is_some())
+            .filter(|t| t.kind == kind && t.mid().is_some())
             .count()
     }
 

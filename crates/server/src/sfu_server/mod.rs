@@ -145,10 +145,10 @@ impl SfuServer {
         let driver = Driver {
             published: stats.clone(),
             trains: Trains::with_open(OPEN_TRAINS),
-            // See SfuConfig::bandwidth_estimation.
+            // Layers by each subscriber's estimate as well as its tiles.
             sfu: Sfu::new(SfuConfig {
                 room_size,
-                bandwidth_estimation: false,
+                bandwidth_estimation: true,
             }),
             local,
             external_ip,
