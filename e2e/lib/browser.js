@@ -37,9 +37,10 @@ export const CHROMIUM_ARGS = [
 /**
  * A Chromium with its own fresh profile; `close()` also removes the profile.
  * `fakeCamera`: a .y4m file the fake camera plays instead of its built-in
- * pattern (the fake screen keeps its own), see `writeSolidY4m`.
+ * pattern (the fake screen keeps its own), see `writeSolidY4m`. `netns`:
+ * a network namespace (lib/netns.js) the browser runs in.
  */
-export async function launchChromium({ viewport = { width: 1280, height: 760 }, fakeCamera = null, ignoreHTTPSErrors = false, args = [] } = {}) {
+export async function launchChromium({ viewport = { width: 1280, height: 760 }, fakeCamera = null, ignoreHTTPSErrors = false, args = [], netns = null } = {}) {
   const profile = await mkdtemp(join(tmpdir(), 'switchboard-e2e-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM_WRAPPER,
@@ -52,6 +53,7 @@ export async function launchChromium({ viewport = { width: 1280, height: 760 }, 
     viewport,
     ignoreHTTPSErrors,
     timeout: 60_000,
+    ...(netns ? { env: { ...process.env, SWITCHBOARD_E2E_NETNS: netns } } : {}),
   });
   const page = context.pages()[0] ?? (await context.newPage());
   page.on('console', (m) => { if (process.env.E2E_VERBOSE) console.log(`[page ${m.type()}] ${m.text()}`); });
@@ -78,4 +80,31 @@ export async function writeSolidY4m(path, [y, u, v], width = 320, height = 180) 
     Buffer.alloc((width * height) / 4, v),
   ]);
   await writeFile(path, Buffer.concat([header, ...Array(30).fill(frame)]));
+}
+
+/**
+ * Writes a one-second .y4m video of a random block texture that scrolls
+ * 2 px a frame: detail an encoder must spend bits on at every layer, yet
+ * motion it can predict, so each simulcast layer runs near its bitrate cap
+ * at a smooth frame rate (a solid colour needs almost nothing at any
+ * layer; fresh noise every frame makes encoders drop frames).
+ */
+export async function writeTextureY4m(path, width = 640, height = 360) {
+  const { writeFile } = await import('node:fs/promises');
+  const { randomBytes } = await import('node:crypto');
+  const header = Buffer.from(`YUV4MPEG2 W${width} H${height} F30:1 Ip A1:1 C420jpeg\n`);
+  const bw = width / 8;
+  const seeds = randomBytes(bw * (height / 8));
+  const frames = [];
+  for (let f = 0; f < 30; f++) {
+    const y = Buffer.alloc(width * height);
+    for (let row = 0; row < height; row++) {
+      for (let col = 0; col < width; col++) {
+        const x = (col + 2 * f) % width;
+        y[row * width + col] = 64 + (seeds[(row >> 3) * bw + (x >> 3)] >> 1);
+      }
+    }
+    frames.push(Buffer.from('FRAME\n'), y, Buffer.alloc((width * height) / 2, 128));
+  }
+  await writeFile(path, Buffer.concat([header, ...frames]));
 }

@@ -20,7 +20,8 @@ export function recordSecrets(args) {
  * Starts `$SWITCHBOARD_BIN` with `args` on free ports (or the given ones);
  * resolves once `ready` matches its output. `loopbackPeers: false` leaves
  * the default peer policy (loopback refused) in force; `turnHost` is the
- * TURN listen address (`[::]` for the dual-stack form). A free port can be
+ * TURN listen address (`[::]` for the dual-stack form), `httpHost` the web
+ * app's (an address of a test's network namespace link). A free port can be
  * taken by another process before the server binds it: with ports of its
  * own choosing it then tries new ones (a few times).
  */
@@ -34,7 +35,7 @@ export async function startServer(args, ready = /web app: (\S+)/, ports = null, 
   }
 }
 
-async function startOnce(args, ready, ports, { loopbackPeers = true, turnHost = '127.0.0.1' } = {}) {
+async function startOnce(args, ready, ports, { loopbackPeers = true, turnHost = '127.0.0.1', httpHost = '127.0.0.1' } = {}) {
   const bin = process.env.SWITCHBOARD_BIN;
   if (!bin) throw new Error('SWITCHBOARD_BIN is not set (run through e2e/run)');
   const [httpPort, turnPort] = ports
@@ -53,7 +54,7 @@ async function startOnce(args, ready, ports, { loopbackPeers = true, turnHost = 
   if (!args.includes('--sfu-listen')) defaults.push('--sfu-listen', '127.0.0.1:0');
   const log = process.env.SWITCHBOARD_E2E_LOG ?? 'warn';
   recordSecrets(args);
-  const child = spawn(bin, ['--http-listen', `127.0.0.1:${httpPort}`, '--turn-listen', `${turnHost}:${turnPort}`,
+  const child = spawn(bin, ['--http-listen', `${httpHost}:${httpPort}`, '--turn-listen', `${turnHost}:${turnPort}`,
     ...(loopbackPeers ? ['--allow-loopback-peers'] : []), '--log', log, ...defaults, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
