@@ -460,6 +460,7 @@ function setMode(mode) {
     videoOf: (peer) => state.peers.get(peer)?.view.video ?? null,
   });
   state.sfu = sfu;
+  sfu.addEventListener('speaker', ({ detail }) => { if (state.sfu === sfu) setSpeaker(detail); });
   // Our mesh links go quiet once the SFU carries what we publish.
   sfu.addEventListener('connected', () => {
     if (state.sfu !== sfu) return;
@@ -468,11 +469,18 @@ function setMode(mode) {
   });
 }
 
+/** Highlights the tile of the one who speaks (`id`, a peer id or ours; '' for nobody). */
+function setSpeaker(id) {
+  const peer = id && id === state.selfId ? 'self' : id;
+  for (const tile of document.querySelectorAll('#grid .tile')) tile.classList.toggle('speaking', !!peer && tile.dataset.peer === peer);
+}
+
 /** Back to the mesh: our links send again and tiles show their P2P streams. */
 function leaveSfu() {
   if (!state.sfu) return;
   state.sfu.close();
   state.sfu = null;
+  setSpeaker('');
   delete document.body.dataset.sfuState;
   state.p2pMedia = true;
   for (const p of state.peers.values()) {

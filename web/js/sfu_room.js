@@ -4,7 +4,8 @@
 // PeerLinks stay up for chat and files but carry no media. The switch is
 // made without a gap: our P2P senders go quiet only once the SFU link is
 // connected, and a tile changes to its SFU stream only when that stream
-// has a frame to show.
+// has a frame to show. The SFU also says who speaks (from the audio levels
+// in the RTP headers, RFC 6464): a `speaker` event for the room to highlight.
 
 import { SfuLink } from './sfu.js';
 
@@ -73,8 +74,12 @@ export class SfuRoom extends EventTarget {
     probe.play().catch(() => {});
   }
 
-  /** An SDP from the SFU. */
+  /** What the SFU sent: an SDP, or who speaks now (`speaker`). */
   handle(data) {
+    if (data?.type === 'speaker') {
+      this.dispatchEvent(new CustomEvent('speaker', { detail: String(data.peer ?? '') }));
+      return;
+    }
     this.link.handle(data);
   }
 

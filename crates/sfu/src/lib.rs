@@ -22,8 +22,10 @@
 //! and the clock.
 
 mod budget;
+mod forward;
 pub mod layer;
 mod participant;
+mod speaker;
 #[cfg(test)]
 mod tests;
 
@@ -82,6 +84,12 @@ pub enum Event {
     /// The participant's transport ended (ICE timed out, DTLS closed); it
     /// has been removed.
     Gone(ParticipantId),
+    /// `speaker` is now the one speaking in `to`'s room (by RFC 6464 audio
+    /// levels, [`speaker`]); every member of the room gets one.
+    Speaker {
+        to: ParticipantId,
+        speaker: ParticipantId,
+    },
 }
 
 /// A datagram to send from one of the SFU's addresses.
@@ -126,6 +134,7 @@ pub struct Sfu {
     by_ufrag: HashMap<String, ParticipantId>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    speakers: speaker::Speakers,
     stats: SfuStats,
 }
 
@@ -139,6 +148,7 @@ impl Sfu {
             by_ufrag: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            speakers: speaker::Speakers::default(),
             stats: SfuStats::default(),
         }
     }
@@ -303,6 +313,17 @@ impl Sfu {
             }
             self.drive(now, id);
         }
+        let Sfu {
+            speakers,
+            rooms,
+            events,
+            ..
+        } = self;
+        speakers.handle_timeout(now, |room, speaker| {
+            for to in rooms.get(room).into_iter().flatten() {
+                events.push_back(Event::Speaker { to: *to, speaker });
+            }
+        });
     }
 
     // ---- Outputs ----
@@ -320,6 +341,7 @@ impl Sfu {
         self.participants
             .values()
             .filter_map(|p| p.next_timeout)
+            .chain(self.speakers.poll_timeout())
             .min()
     }
 
@@ -470,137 +492,6 @@ impl Sfu {
         }
     }
 
-    /// A frame from `from`: written to every subscriber whose layer it is.
-    fn forward(
-        &mut self,
-        now: Instant,
-        from: ParticipantId,
-        data: &MediaData,
-        todo: &mut Vec<ParticipantId>,
-    ) {
-        let Sfu {
-            participants,
-            rooms,
-            stats,
-            ..
-        } = self;
-        let Some(publisher) = participants.get_mut(&from) else {
-            return;
-        };
-        let Some(track) = publisher.tracks_in.iter_mut().find(|t| t.mid == data.mid) else {
-            return;
-        };
-        let Some(layer) = track.layer_of(data.rid) else {
-            return;
-        };
-        track.rates.on_frame(layer, data.data.len(), now);
-        let rates = track.rates.clone();
-        let layers = track.layers();
-        let rids = track.rids.clone();
-        let keyframe = data.is_keyframe();
-        let room = publisher.room.clone();
-        let mut keyframe_for: Option<usize> = None;
-        for sub_id in rooms.get(&room).into_iter().flatten() {
-            if *sub_id == from {
-                continue;
-            }
-            if participants.get(sub_id).is_some_and(|s| s.spend.stale(now)) {
-                let bps = budget::video_spend(participants, *sub_id);
-                if let Some(s) = participants.get_mut(sub_id) {
-                    s.spend.set(now, bps);
-                }
-            }
-            let Some(sub) = participants.get_mut(sub_id) else {
-                continue;
-            };
-            let (estimate, audio, spend) = (sub.estimate_bps, sub.audio_out(), sub.spend);
-            let cap = layer::cap_for_width(sub.view_of(from), layers);
-            let Some(out) = sub
-                .tracks_out
-                .iter_mut()
-                .find(|t| t.from == from && t.source_mid == data.mid)
-            else {
-                continue;
-            };
-            let Some(mid) = out.mid() else {
-                continue;
-            };
-            if data.rid.is_some() {
-                let share = spend.budget(estimate, audio, out.selector.rate_bps(&rates));
-                let target = layer::choose(&rates, layers, cap, share, out.selector.current(), now);
-                if out.selector.set_target(target) && keyframe_for.is_none() {
-                    keyframe_for = target;
-                }
-            } else if out.selector.current().is_none() {
-                out.selector.set_target(Some(0));
-                if !keyframe && data.params.spec().codec.is_video() {
-                    keyframe_for = Some(0);
-                }
-            }
-            let video = out.kind == MediaKind::Video;
-            let forward = !video || out.selector.forward(layer, keyframe);
-            if !forward {
-                continue;
-            }
-            let Some(writer) = sub.rtc.writer(mid) else {
-                continue;
-            };
-            let Some(pt) = writer.match_params(data.params) else {
-                continue;
-            };
-            if writer
-                .write(pt, data.network_time, data.time, data.data.clone())
-                .is_ok()
-            {
-                stats.frames_out += 1;
-                if !todo.contains(sub_id) {
-                    todo.push(*sub_id);
-                }
-            }
-        }
-        if let Some(index) = keyframe_for {
-            let rid = rids.get(index).copied();
-            if let Some(publisher) = participants.get_mut(&from)
-                && publisher.request_keyframe(now, data.mid, rid)
-            {
-                stats.keyframe_requests += 1;
-                if !todo.contains(&from) {
-                    todo.push(from);
-                }
-            }
-        }
-    }
-
-    /// Subscriber `id` lost pictures on its track `mid` (PLI/FIR): the
-    /// publisher is asked for a keyframe of the layer it is sent.
-    fn keyframe_wanted(
-        &mut self,
-        now: Instant,
-        id: ParticipantId,
-        mid: Mid,
-        todo: &mut Vec<ParticipantId>,
-    ) {
-        let Some(sub) = self.participants.get(&id) else {
-            return;
-        };
-        let Some(out) = sub.tracks_out.iter().find(|t| t.mid() == Some(mid)) else {
-            return;
-        };
-        let (from, source_mid, current) = (out.from, out.source_mid, out.selector.current());
-        let Some(publisher) = self.participants.get_mut(&from) else {
-            return;
-        };
-        let rid = publisher
-            .tracks_in
-            .iter()
-            .find(|t| t.mid == source_mid)
-            .and_then(|t| t.rids.get(current.unwrap_or(0)).copied());
-        if publisher.request_keyframe(now, source_mid, rid) {
-            self.stats.keyframe_requests += 1;
-            todo.push(from);
-        }
-    }
-
     /// Sends `id` an offer if it has tracks to add or stop.
     fn offer(&mut self, id: ParticipantId) {
         if let Some(p) = self.participants.get_mut(&id)
@@ -616,6 +507,7 @@ impl Sfu {
         };
         self.by_ufrag.remove(&p.ufrag);
         self.routes.retain(|_, v| *v != id);
+        self.speakers.leave(&p.room, id);
         let mut others = Vec::new();
         if let Some(members) = self.rooms.get_mut(&p.room) {
             members.retain(|m| *m != id);

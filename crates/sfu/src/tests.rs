@@ -150,7 +150,7 @@ impl World {
                         .handle_answer(self.now, to, &answer.to_sdp_string())
                         .unwrap();
                 }
-                Event::Connected(_) | Event::Gone(_) => {}
+                Event::Connected(_) | Event::Gone(_) | Event::Speaker { .. } => {}
             }
         }
     }

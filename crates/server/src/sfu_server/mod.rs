@@ -4,7 +4,8 @@
 //! participant joins, its SDP, its tile sizes, it leaves) arrive over a
 //! channel ([`SfuServer::send`]); the SFU's SDP for a participant goes back
 //! through the [`Reply`] callback, as the JSON of an
-//! `RTCSessionDescriptionInit`.
+//! `RTCSessionDescriptionInit`, and so does who speaks now
+//! (`{"type":"speaker","peer":…}`).
 //!
 //! Datagrams are read with their destination IP (IP_PKTINFO through
 //! quinn-udp), so on a wildcard socket the core knows which of the host's
@@ -478,6 +479,7 @@ impl Driver {
                 Event::Answer { to, sdp } => self.reply(to, "answer", sdp),
                 Event::Offer { to, sdp } => self.reply(to, "offer", sdp),
                 Event::Connected(id) => tracing::debug!("SFU: {:?} connected", self.names.get(&id)),
+                Event::Speaker { to, speaker } => self.speaker(to, speaker),
                 Event::Gone(id) => {
                     tracing::debug!("SFU: {:?}'s transport ended", self.names.get(&id));
                     if let Some(name) = self.names.remove(&id) {
@@ -486,6 +488,16 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Tells `to` who speaks now: `{"type":"speaker","peer":…}` on the
+    /// same `sfu` message as the SDP (docs/protocol.md).
+    fn speaker(&self, to: ParticipantId, speaker: ParticipantId) {
+        let (Some(peer), Some(speaker)) = (self.names.get(&to), self.names.get(&speaker)) else {
+            return;
+        };
+        let notice = serde_json::json!({ "type": "speaker", "peer": speaker });
+        (self.reply)(peer, notice.to_string());
     }
 
     fn reply(&self, to: ParticipantId, kind: &str, sdp: String) {
