@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let now = Instant::now();
     let mut sfu = Sfu::new(SfuConfig {
         room_size: 4,
-        bandwidth_estimation: true,
+        ..SfuConfig::default()
     });
     let id = ParticipantId(1);
     sfu.join(now, id, "room", "p1", &[local]).unwrap();

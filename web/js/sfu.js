@@ -15,6 +15,8 @@ const CAMERA_LAYERS = [
   { rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
   { rid: 'h', maxBitrate: 1_500_000 },
 ];
+// Under a publish cap, a layer left less than this is stopped instead.
+const MIN_LAYER_BPS = 50_000;
 const MAX_RESTARTS = 6;
 // As peer.js: the restart budget comes back once the link held this long.
 const STABLE_MS = 20_000;
@@ -99,10 +101,45 @@ export class SfuLink extends EventTarget {
           await pc.setLocalDescription();
           this.send(pc.localDescription.toJSON());
         }
+        await this.applyPublishCap();
       } catch (err) {
         console.warn('SFU description refused', err);
       }
     });
+  }
+
+  /**
+   * Keeps our camera's layers together under `bps` (the server's
+   * `--sfu-max-publish-bps`; 0: none): each layer gets its own cap or what
+   * the lower ones leave, lowest first, and a layer left with too little
+   * to be worth it stops. (Browsers do not apply the SDP's `b=TIAS` to
+   * simulcast layers.) Applied again after every negotiation: Chromium
+   * resets the layers' `active` from the remote description's simulcast
+   * line.
+   */
+  setPublishCap(bps) {
+    this.publishCap = bps;
+    this.queue = this.queue.then(() => this.applyPublishCap());
+  }
+
+  async applyPublishCap() {
+    if (this.closed || !this.publishCap) return;
+    const sender = this.video.sender;
+    const params = sender.getParameters();
+    let left = this.publishCap;
+    for (const e of params.encodings ?? []) {
+      const layer = CAMERA_LAYERS.find((l) => l.rid === e.rid);
+      if (!layer) continue;
+      const rate = Math.min(layer.maxBitrate, left);
+      e.active = rate >= MIN_LAYER_BPS;
+      e.maxBitrate = e.active ? rate : layer.maxBitrate;
+      if (e.active) left -= rate;
+    }
+    try {
+      await sender.setParameters(params);
+    } catch (err) {
+      console.warn('SFU publish cap not applied', err);
+    }
   }
 
   /** Sends `track` (or nothing) as our `kind` from now on. */

@@ -80,6 +80,10 @@ export class SfuRoom extends EventTarget {
       this.dispatchEvent(new CustomEvent('speaker', { detail: String(data.peer ?? '') }));
       return;
     }
+    if (data?.type === 'publish-cap') {
+      this.link.setPublishCap(Number(data.bps) || 0);
+      return;
+    }
     this.link.handle(data);
   }
 

@@ -254,6 +254,12 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_SFU_ROOM_SIZE", default_value_t = 50)]
     pub sfu_room_size: usize,
 
+    /// Most bits per second a participant may send the SFU per video track
+    /// (its simulcast layers together); asked of browsers in the SDP, and
+    /// what exceeds it by half is not forwarded. 0 = no cap.
+    #[arg(long, env = "SWITCHBOARD_SFU_MAX_PUBLISH_BPS", default_value_t = sfu::DEFAULT_MAX_PUBLISH_BPS)]
+    pub sfu_max_publish_bps: u64,
+
     /// Most signaling WebSocket connections from one IP address at once.
     #[arg(long, env = "SWITCHBOARD_MAX_WS_PER_IP", default_value_t = 32)]
     pub max_ws_per_ip: usize,
@@ -452,6 +458,7 @@ impl Config {
             sfu,
             sfu_listen,
             sfu_room_size,
+            sfu_max_publish_bps,
             max_ws_per_ip,
             max_rooms,
             tls_cert,

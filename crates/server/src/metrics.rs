@@ -340,6 +340,11 @@ fn encode_sfu(e: &mut Encoder<'_, '_>, s: &SignalingSnapshot) -> fmt::Result {
         "Keyframes the SFU asked publishers for (PLI)",
         sfu.keyframe_requests,
     )?;
+    e.counter(
+        "switchboard_sfu_frames_over_cap",
+        "Frames not forwarded: their publisher sent more than --sfu-max-publish-bps",
+        sfu.frames_over_cap,
+    )?;
     e.family(
         "switchboard_sfu_dropped_datagrams",
         "Datagrams the SFU dropped: from no participant, or refused by one's connection",

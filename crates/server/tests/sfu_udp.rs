@@ -125,7 +125,13 @@ fn a_subscriber_receives_the_publishers_video_through_the_sfu_thread() {
     let reply = Box::new(move |peer: &str, json: String| {
         let _ = tx.send((peer.to_owned(), json));
     });
-    let sfu = SfuServer::start(SfuServer::bind(listen).unwrap(), 50, None, reply).unwrap();
+    let sfu = SfuServer::start(
+        SfuServer::bind(listen).unwrap(),
+        sfu::SfuConfig::default(),
+        None,
+        reply,
+    )
+    .unwrap();
     assert_ne!(sfu.local_addr().port(), 0);
     let via = "127.0.0.1".parse().unwrap();
     let mut clients = [Client::new("p1"), Client::new("p2")];

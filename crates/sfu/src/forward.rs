@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use str0m::media::{MediaData, MediaKind, Mid};
 
-use crate::{ParticipantId, Sfu, budget, layer};
+use crate::{ParticipantId, Sfu, budget, layer, publish_cap};
 
 impl Sfu {
     /// A frame from `from`: written to every subscriber whose layer it is.
@@ -24,6 +24,7 @@ impl Sfu {
             rooms,
             stats,
             speakers,
+            config,
             ..
         } = self;
         let Some(publisher) = participants.get_mut(&from) else {
@@ -41,8 +42,20 @@ impl Sfu {
         {
             speakers.on_level(now, &publisher.room, from, level);
         }
-        let rates = track.rates.clone();
         let layers = track.layers();
+        // Over the publisher's cap: the layers above what fits are not
+        // forwarded (nor a plain stream that does not fit at all).
+        let ceiling = if track.kind == MediaKind::Video {
+            publish_cap::ceiling(&track.rates, layers, config.max_publish_bps, now)
+        } else {
+            Some(0)
+        };
+        let Some(ceiling) = ceiling.filter(|c| track.kind != MediaKind::Video || layer <= *c)
+        else {
+            stats.frames_over_cap += 1;
+            return;
+        };
+        let rates = track.rates.clone();
         let rids = track.rids.clone();
         let keyframe = data.is_keyframe();
         let room = publisher.room.clone();
@@ -61,7 +74,7 @@ impl Sfu {
                 continue;
             };
             let (estimate, audio, spend) = (sub.estimate_bps, sub.audio_out(), sub.spend);
-            let cap = layer::cap_for_width(sub.view_of(from), layers);
+            let cap = layer::cap_for_width(sub.view_of(from), layers).min(ceiling);
             let Some(out) = sub
                 .tracks_out
                 .iter_mut()

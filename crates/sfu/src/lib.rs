@@ -25,6 +25,7 @@ mod budget;
 mod forward;
 pub mod layer;
 mod participant;
+mod publish_cap;
 mod speaker;
 #[cfg(test)]
 mod tests;
@@ -55,6 +56,25 @@ pub struct SfuConfig {
     /// video behind audio). On in the server; off, only tile widths pick
     /// the layer.
     pub bandwidth_estimation: bool,
+    /// Most bits per second a participant may publish per video track, all
+    /// its simulcast layers together (`--sfu-max-publish-bps`; 0: no cap):
+    /// asked in the SDP answer, enforced by not forwarding what exceeds it
+    /// ([`publish_cap`]).
+    pub max_publish_bps: u64,
+}
+
+/// The default cap per published video track: a camera's three layers
+/// (about 2.2 Mbit/s in this app) or a screen at full resolution.
+pub const DEFAULT_MAX_PUBLISH_BPS: u64 = 4_000_000;
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        SfuConfig {
+            room_size: 50,
+            bandwidth_estimation: true,
+            max_publish_bps: DEFAULT_MAX_PUBLISH_BPS,
+        }
+    }
 }
 
 /// Why an input was refused.
@@ -90,6 +110,10 @@ pub enum Event {
         to: ParticipantId,
         speaker: ParticipantId,
     },
+    /// Tell the participant, as it joins, the most it may publish per
+    /// video track ([`SfuConfig::max_publish_bps`]): browsers do not apply
+    /// `b=TIAS` to simulcast layers, so the app sets its encodings by it.
+    PublishCap { to: ParticipantId, bps: u64 },
 }
 
 /// A datagram to send from one of the SFU's addresses.
@@ -111,6 +135,9 @@ pub struct SfuStats {
     pub frames_out: u64,
     /// Keyframes asked of publishers (PLI).
     pub keyframe_requests: u64,
+    /// Frames not forwarded because their publisher sent more than
+    /// [`SfuConfig::max_publish_bps`].
+    pub frames_over_cap: u64,
     /// Datagrams no participant claimed.
     pub unrouted: u64,
     /// Datagrams a participant's `Rtc` rejected (dropped, nothing else).
@@ -194,6 +221,12 @@ impl Sfu {
         self.by_ufrag.insert(p.ufrag.clone(), id);
         self.participants.insert(id, p);
         self.rooms.entry(room.to_owned()).or_default().push(id);
+        if self.config.max_publish_bps > 0 {
+            self.events.push_back(Event::PublishCap {
+                to: id,
+                bps: self.config.max_publish_bps,
+            });
+        }
         Ok(())
     }
 
@@ -227,7 +260,7 @@ impl Sfu {
         }
         self.events.push_back(Event::Answer {
             to: id,
-            sdp: answer,
+            sdp: publish_cap::with_cap(&answer, self.config.max_publish_bps),
         });
         self.drive(now, id);
         self.offer(id);
@@ -497,6 +530,9 @@ impl Sfu {
         if let Some(p) = self.participants.get_mut(&id)
             && let Some(sdp) = p.offer_if_needed()
         {
+            // The cap again: a browser keeps to the latest remote
+            // description's, and this one replaces the answer's.
+            let sdp = publish_cap::with_cap(&sdp, self.config.max_publish_bps);
             self.events.push_back(Event::Offer { to: id, sdp });
         }
     }

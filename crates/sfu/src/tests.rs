@@ -77,11 +77,15 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let now = Instant::now();
-        let sfu = Sfu::new(SfuConfig {
+        World::with(SfuConfig {
             room_size: 50,
-            bandwidth_estimation: true,
-        });
+            ..SfuConfig::default()
+        })
+    }
+
+    fn with(config: SfuConfig) -> World {
+        let now = Instant::now();
+        let sfu = Sfu::new(config);
         World {
             now,
             sfu,
@@ -150,7 +154,10 @@ impl World {
                         .handle_answer(self.now, to, &answer.to_sdp_string())
                         .unwrap();
                 }
-                Event::Connected(_) | Event::Gone(_) | Event::Speaker { .. } => {}
+                Event::Connected(_)
+                | Event::Gone(_)
+                | Event::Speaker { .. }
+                | Event::PublishCap { .. } => {}
             }
         }
     }
@@ -294,6 +301,25 @@ fn subscribers_get_one_layer_each_and_the_publisher_sends_once() {
 }
 
 #[test]
+fn a_publisher_over_its_cap_has_its_top_layer_dropped() {
+    // Layers of 48, 144 and 360 kbit/s; a 200 kbit/s cap allows 300 with
+    // the grace: low and medium fit, high does not.
+    let mut w = World::with(SfuConfig {
+        max_publish_bps: 200_000,
+        ..SfuConfig::default()
+    });
+    w.join(1, true);
+    w.join(2, false);
+    w.run(Duration::from_secs(5));
+    let frames = w.client(2).frames.clone();
+    assert!(frames.len() > 60, "decoded {} frames", frames.len());
+    // Once the rates are measured (a second), the high layer is gone.
+    let late = &frames[frames.len() / 2..];
+    assert_eq!(layers(late), vec![1], "{:?}", layers(&frames));
+    assert!(w.sfu.stats().frames_over_cap > 30, "{:?}", w.sfu.stats());
+}
+
+#[test]
 fn a_bigger_tile_switches_up_at_a_keyframe() {
     let mut w = World::new();
     w.join(1, true);
@@ -392,7 +418,7 @@ fn a_publisher_leaving_stops_its_tracks_at_the_others() {
 fn a_full_room_refuses_and_strangers_are_not_routed() {
     let mut sfu = Sfu::new(SfuConfig {
         room_size: 2,
-        bandwidth_estimation: true,
+        ..SfuConfig::default()
     });
     let now = Instant::now();
     let at = [SFU.parse().unwrap()];

@@ -197,6 +197,16 @@ pub fn hub_config(ctx: &HttpContext) -> HubConfig {
 
 /// `shutdown`, which on resolving also tells every WebSocket to close:
 /// graceful shutdown waits for open connections, and these would never end.
+/// The SFU's settings from the server's.
+fn sfu_config(config: &Config) -> sfu::SfuConfig {
+    sfu::SfuConfig {
+        room_size: config.sfu_room_size.max(1),
+        // Layers by each subscriber's estimate as well as its tiles.
+        bandwidth_estimation: true,
+        max_publish_bps: config.sfu_max_publish_bps,
+    }
+}
+
 async fn close_sockets_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     stop: watch::Sender<bool>,
@@ -245,7 +255,7 @@ fn router(
             None => crate::sfu_server::SfuServer::bind(listen),
         };
         let attached = socket.and_then(|socket| {
-            signaling.attach_sfu(socket, ctx.config.sfu_room_size, ctx.config.external_ip)
+            signaling.attach_sfu(socket, sfu_config(&ctx.config), ctx.config.external_ip)
         });
         match attached {
             Ok(addr) => tracing::info!("SFU media on udp {addr}"),

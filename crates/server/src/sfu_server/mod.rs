@@ -4,8 +4,9 @@
 //! participant joins, its SDP, its tile sizes, it leaves) arrive over a
 //! channel ([`SfuServer::send`]); the SFU's SDP for a participant goes back
 //! through the [`Reply`] callback, as the JSON of an
-//! `RTCSessionDescriptionInit`, and so does who speaks now
-//! (`{"type":"speaker","peer":…}`).
+//! `RTCSessionDescriptionInit`, and so do its notices: who speaks now
+//! (`{"type":"speaker","peer":…}`) and the publish cap
+//! (`{"type":"publish-cap","bps":…}`).
 //!
 //! Datagrams are read with their destination IP (IP_PKTINFO through
 //! quinn-udp), so on a wildcard socket the core knows which of the host's
@@ -136,7 +137,7 @@ impl SfuServer {
     /// Starts the SFU's thread on `socket` (from [`SfuServer::bind`]).
     pub fn start(
         socket: std::net::UdpSocket,
-        room_size: usize,
+        config: SfuConfig,
         external_ip: Option<IpAddr>,
         reply: Reply,
     ) -> anyhow::Result<SfuServer> {
@@ -146,11 +147,7 @@ impl SfuServer {
         let driver = Driver {
             published: stats.clone(),
             trains: Trains::with_open(OPEN_TRAINS),
-            // Layers by each subscriber's estimate as well as its tiles.
-            sfu: Sfu::new(SfuConfig {
-                room_size,
-                bandwidth_estimation: true,
-            }),
+            sfu: Sfu::new(config),
             local,
             external_ip,
             ids: HashMap::new(),
@@ -480,6 +477,9 @@ impl Driver {
                 Event::Offer { to, sdp } => self.reply(to, "offer", sdp),
                 Event::Connected(id) => tracing::debug!("SFU: {:?} connected", self.names.get(&id)),
                 Event::Speaker { to, speaker } => self.speaker(to, speaker),
+                Event::PublishCap { to, bps } => {
+                    self.notify(to, serde_json::json!({ "type": "publish-cap", "bps": bps }))
+                }
                 Event::Gone(id) => {
                     tracing::debug!("SFU: {:?}'s transport ended", self.names.get(&id));
                     if let Some(name) = self.names.remove(&id) {
@@ -493,11 +493,19 @@ impl Driver {
     /// Tells `to` who speaks now: `{"type":"speaker","peer":…}` on the
     /// same `sfu` message as the SDP (docs/protocol.md).
     fn speaker(&self, to: ParticipantId, speaker: ParticipantId) {
-        let (Some(peer), Some(speaker)) = (self.names.get(&to), self.names.get(&speaker)) else {
-            return;
-        };
-        let notice = serde_json::json!({ "type": "speaker", "peer": speaker });
-        (self.reply)(peer, notice.to_string());
+        if let Some(speaker) = self.names.get(&speaker) {
+            self.notify(
+                to,
+                serde_json::json!({ "type": "speaker", "peer": speaker }),
+            );
+        }
+    }
+
+    /// A notice (not an SDP) for `to`, on the same `sfu` message.
+    fn notify(&self, to: ParticipantId, notice: serde_json::Value) {
+        if let Some(peer) = self.names.get(&to) {
+            (self.reply)(peer, notice.to_string());
+        }
     }
 
     fn reply(&self, to: ParticipantId, kind: &str, sdp: String) {

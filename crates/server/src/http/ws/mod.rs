@@ -159,7 +159,7 @@ impl Signaling {
     pub fn attach_sfu(
         self: &Arc<Self>,
         socket: std::net::UdpSocket,
-        room_size: usize,
+        config: sfu::SfuConfig,
         external_ip: Option<IpAddr>,
     ) -> anyhow::Result<std::net::SocketAddr> {
         let weak: Weak<Signaling> = Arc::downgrade(self);
@@ -169,7 +169,7 @@ impl Signaling {
             };
             signaling.with_hub(|hub| hub.handle_sfu_signal(&PeerId(peer.to_owned()), data));
         });
-        let server = SfuServer::start(socket, room_size, external_ip, reply)?;
+        let server = SfuServer::start(socket, config, external_ip, reply)?;
         let addr = server.local_addr();
         self.lock().sfu = Some(server);
         Ok(addr)
