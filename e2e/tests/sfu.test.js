@@ -4,8 +4,10 @@
 // four others and publishes one camera stream (its simulcast layers) to
 // the SFU and none on its mesh links; when three leave, the remaining two
 // are peer to peer again, with video. Must-show 3 (part): Ann's screen
-// share reaches the four others through the SFU (her camera is a solid
-// magenta file, Chromium's fake screen a green pattern: the pixels tell).
+// share reaches the four others through the SFU as a track of its own, in
+// a tile of its own at full resolution, next to her camera (her camera is a
+// solid magenta file, Chromium's fake screen a green pattern: the pixels
+// tell); when she stops, that tile goes away.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -15,10 +17,12 @@ import { roomId, joinRoom, waitConnected } from '../lib/call.js';
 import { startServer } from '../lib/server.js';
 import { waitTilesPlaying, sfuReport, mode, waitMode } from '../lib/sfu.js';
 
-/** Mean colour of `peer`'s tile (drawn at 32x18). */
+/** Mean colour of `peer`'s tile (drawn at 32x18); `peer:screen` for its screen's tile. */
 function probe(page, peer) {
   return page.evaluate((id) => {
-    const v = window.switchboard.state.peers.get(id)?.view.video;
+    const v = id.endsWith(':screen')
+      ? document.querySelector(`#grid .tile[data-peer="${id}"] video`)
+      : window.switchboard.state.peers.get(id)?.view.video;
     if (!v || !v.videoWidth) return null;
     const c = document.createElement('canvas');
     c.width = 32; c.height = 18;
@@ -142,14 +146,34 @@ test('five pages: P2P for two, the SFU from three, P2P again when two remain', {
     const out = (t) => metric(t, 'switchboard_sfu_frames_total\\{direction="out"\\}');
     assert.ok(out(m2) > out(m1), `frames out ${out(m1)} -> ${out(m2)}`);
 
-    // Ann shares her screen: the four others see it instead of her camera.
+    // Ann shares her screen: the four others get it in a tile of its own,
+    // at the resolution she captures it at, and keep seeing her camera.
     const ann = await pages[0].page.evaluate(() => window.switchboard.state.selfId);
     for (const b of pages.slice(1)) await waitPixels(b.page, ann, isMagenta, "Ann's camera");
     await pages[0].page.click('#btn-screen');
-    for (const [i, b] of pages.slice(1).entries()) await waitPixels(b.page, ann, isGreen, `${names[i + 1]} sees Ann's screen`);
+    const captured = await pages[0].page.waitForFunction(() => {
+      const s = window.switchboard.sfu()?.link.screen?.sender.track?.getSettings();
+      return s?.width ? s : null;
+    }, null, { timeout: 10_000 }).then((h) => h.jsonValue());
+    for (const [i, b] of pages.slice(1).entries()) {
+      await waitPixels(b.page, `${ann}:screen`, isGreen, `${names[i + 1]} sees Ann's screen`).catch(async (e) => {
+        for (const o of [pages[0], b]) console.log(JSON.stringify(await sfuReport(o.page), null, 1));
+        throw e;
+      });
+      await waitPixels(b.page, ann, isMagenta, `${names[i + 1]} still sees Ann's camera`);
+    }
+    const width = await pages[1].page.waitForFunction((w) => {
+      const v = document.querySelector('#grid .tile.shared-screen video');
+      return v?.videoWidth >= w ? v.videoWidth : null;
+    }, captured.width, { timeout: 20_000 }).then((h) => h.jsonValue())
+      .catch(async () => assert.fail(`Ann's screen is not shown at the ${captured.width} px she captures: ${await pages[1].page.evaluate(() => document.querySelector('#grid .tile.shared-screen video')?.videoWidth)}`));
+    assert.ok(width >= captured.width);
     await pages[1].page.screenshot({ path: new URL('../artifacts/sfu-screen.png', import.meta.url).pathname });
     await pages[0].page.click('#btn-screen');
-    await waitPixels(pages[1].page, ann, isMagenta, "Ann's camera again");
+    for (const b of pages.slice(1)) {
+      await b.page.waitForFunction(() => !document.querySelector('#grid .tile.shared-screen'), null, { timeout: 20_000 });
+    }
+    await waitPixels(pages[1].page, ann, isMagenta, "Ann's camera after her share");
 
     // Three leave: the two left are peer to peer again, with video.
     for (const b of pages.splice(2)) {

@@ -117,6 +117,16 @@ function outgoing(kind) {
   return local.screen ?? (local.camOn ? local.camera : null);
 }
 
+/**
+ * What the SFU link sends for `kind`: the camera stays on `video` while the
+ * screen goes on a track of its own (`screen`).
+ */
+function outgoingSfu(kind) {
+  if (kind === 'screen') return local.screen;
+  if (kind === 'video') return local.camOn ? local.camera : null;
+  return outgoing(kind);
+}
+
 /** What a mesh link sends for `kind`: nothing once the SFU carries our media. */
 function outgoingP2p(kind) {
   return state.p2pMedia ? outgoing(kind) : null;
@@ -143,7 +153,8 @@ async function startPreview() {
 async function pushTrack(kind) {
   const track = outgoing(kind);
   await Promise.all([...state.peers.values()].map((p) => p.link.replaceTrack(kind, outgoingP2p(kind)).catch(() => {})));
-  await state.sfu?.replaceTrack(kind, track).catch(() => {});
+  await state.sfu?.replaceTrack(kind, outgoingSfu(kind)).catch(() => {});
+  if (kind === 'video') await state.sfu?.shareScreen(local.screen).catch(() => {});
   updateSelfTile();
   broadcastState();
 }
@@ -410,6 +421,7 @@ function removePeer(id, announce = true) {
   p.view.tile.remove();
   state.peers.delete(id);
   state.sfu?.forget(id);
+  removeScreens(id);
   layoutGrid();
   if (announce) addChat(null, `${p.link.name} left`, false, true);
 }
@@ -455,11 +467,13 @@ function setMode(mode) {
     iceServers: state.iceServers,
     relayOnly,
     send: (msg) => state.signaling?.send(msg),
-    localTrack: outgoing,
+    localTrack: outgoingSfu,
     localStream: local.stream,
     videoOf: (peer) => state.peers.get(peer)?.view.video ?? null,
   });
   state.sfu = sfu;
+  if (local.screen) sfu.shareScreen(local.screen).catch(() => {});
+  sfu.addEventListener('screen', ({ detail }) => { if (state.sfu === sfu) showScreen(detail.peer, detail.stream); });
   sfu.addEventListener('speaker', ({ detail }) => { if (state.sfu === sfu) setSpeaker(detail); });
   // Our mesh links go quiet once the SFU carries what we publish.
   sfu.addEventListener('connected', () => {
@@ -467,6 +481,37 @@ function setMode(mode) {
     state.p2pMedia = false;
     for (const p of state.peers.values()) for (const kind of ['audio', 'video']) p.link.replaceTrack(kind, null).catch(() => {});
   });
+}
+
+/** Shows `peer`'s shared screen (from the SFU) in a tile of its own, or removes it (`stream` null). */
+function showScreen(peer, stream) {
+  const id = `${peer}:screen`;
+  let tile = document.querySelector(`#grid .tile[data-peer="${CSS.escape(id)}"]`);
+  if (!stream) {
+    tile?.remove();
+    layoutGrid();
+    return;
+  }
+  if (!tile) {
+    const name = state.peers.get(peer)?.link.name ?? 'Someone';
+    tile = makeTile(id, `${name} · screen`, false).tile;
+    tile.classList.add('screen', 'shared-screen');
+    tile.dataset.state = 'connected';
+    tile.querySelector('.conn-chip')?.remove();
+  }
+  const video = tile.querySelector('video');
+  if (video.srcObject !== stream) {
+    video.srcObject = stream;
+    video.play().catch(() => {});
+  }
+}
+
+/** Removes every screen tile (the room left SFU mode, or its presenter left). */
+function removeScreens(peer = null) {
+  for (const t of document.querySelectorAll('#grid .tile.shared-screen')) {
+    if (!peer || t.dataset.peer === `${peer}:screen`) t.remove();
+  }
+  layoutGrid();
 }
 
 /** Highlights the tile of the one who speaks (`id`, a peer id or ours; '' for nobody). */
@@ -481,6 +526,7 @@ function leaveSfu() {
   state.sfu.close();
   state.sfu = null;
   setSpeaker('');
+  removeScreens();
   delete document.body.dataset.sfuState;
   state.p2pMedia = true;
   for (const p of state.peers.values()) {

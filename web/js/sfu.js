@@ -1,8 +1,10 @@
 // The call's one RTCPeerConnection to the server's SFU, used while the room
 // is in SFU mode (from the third person on): it publishes the camera as
 // three simulcast layers (RFC 8853: a quarter, half and full resolution),
-// the microphone, and the screen when shared; it receives everyone else's
-// tracks, each in a MediaStream whose id is its publisher's peer id.
+// the microphone, and the screen when shared (a track of its own, in a
+// stream of its own, at full resolution); it receives everyone else's
+// tracks, each in a MediaStream whose id is its publisher's peer id (a
+// publisher's screen: `<peer id>+1`).
 //
 // Negotiation (docs/protocol.md, "SFU rooms"): we offer what we publish,
 // the SFU offers what it forwards. On a collision our offer wins (the SFU
@@ -17,6 +19,8 @@ const CAMERA_LAYERS = [
 ];
 // Under a publish cap, a layer left less than this is stopped instead.
 const MIN_LAYER_BPS = 50_000;
+// A shared screen: one layer at full resolution (text must stay sharp).
+const SCREEN_BPS = 2_500_000;
 const MAX_RESTARTS = 6;
 // As peer.js: the restart budget comes back once the link held this long.
 const STABLE_MS = 20_000;
@@ -137,9 +141,43 @@ export class SfuLink extends EventTarget {
     }
     try {
       await sender.setParameters(params);
+      if (this.screen) {
+        const screen = this.screen.sender.getParameters();
+        for (const e of screen.encodings ?? []) e.maxBitrate = this.capped(SCREEN_BPS);
+        await this.screen.sender.setParameters(screen);
+      }
     } catch (err) {
       console.warn('SFU publish cap not applied', err);
     }
+  }
+
+  /**
+   * Publishes `track` as our screen, or stops (null): a transceiver of its
+   * own, added on the first share and made inactive when it ends, so the
+   * SFU stops it at the others (either change renegotiates).
+   */
+  async shareScreen(track) {
+    if (this.closed) return;
+    if (track) {
+      if (!this.screen) {
+        this.screen = this.pc.addTransceiver(track, {
+          direction: 'sendonly',
+          streams: [new MediaStream([track])],
+          sendEncodings: [{ maxBitrate: this.capped(SCREEN_BPS) }],
+        });
+        return;
+      }
+      await this.screen.sender.replaceTrack(track);
+      this.screen.direction = 'sendonly';
+    } else if (this.screen) {
+      await this.screen.sender.replaceTrack(null);
+      this.screen.direction = 'inactive';
+    }
+  }
+
+  /** `bps`, or the publish cap if that is lower. */
+  capped(bps) {
+    return this.publishCap ? Math.min(bps, this.publishCap) : bps;
   }
 
   /** Sends `track` (or nothing) as our `kind` from now on. */

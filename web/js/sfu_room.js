@@ -34,6 +34,12 @@ export class SfuRoom extends EventTarget {
       localStream,
     });
     this.link.addEventListener('track', ({ detail }) => {
+      // `<peer>+N`: another stream of that publisher, its screen.
+      const [peer, extra] = detail.peer.split('+');
+      if (extra !== undefined) {
+        this.screenTrack(peer, detail.stream, detail.track);
+        return;
+      }
       this.streams.set(detail.peer, detail.stream);
       this.show(detail.peer);
     });
@@ -44,6 +50,26 @@ export class SfuRoom extends EventTarget {
         this.dispatchEvent(new CustomEvent('connected'));
       }
     });
+  }
+
+  /**
+   * A publisher's screen arrived: a 'screen' event (detail: {peer, stream})
+   * now, and one with `stream: null` when the SFU stops it.
+   */
+  screenTrack(peer, stream, track) {
+    if (track.kind !== 'video') return;
+    const gone = () => {
+      if (this.closed || stream.getVideoTracks().some((t) => t.readyState === 'live' && t !== track)) return;
+      this.dispatchEvent(new CustomEvent('screen', { detail: { peer, stream: null } }));
+    };
+    stream.addEventListener('removetrack', gone, { once: true });
+    track.addEventListener('ended', gone, { once: true });
+    this.dispatchEvent(new CustomEvent('screen', { detail: { peer, stream } }));
+  }
+
+  /** Publishes `track` as our screen, or stops (null). */
+  shareScreen(track) {
+    return this.link.shareScreen(track);
   }
 
   /** Whether the SFU forwards a stream of `peer`. */

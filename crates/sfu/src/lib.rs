@@ -148,6 +148,7 @@ pub struct SfuStats {
 #[allow(clippy::large_enum_variant)] // Short-lived, one per output: boxing a frame would allocate per frame.
 enum Propagated {
     TrackAdded(Mid, MediaKind, Vec<str0m::media::Rid>),
+    TrackRemoved(Mid),
     Media(MediaData),
     KeyframeWanted(Mid),
 }
@@ -215,7 +216,7 @@ impl Sfu {
             };
             for t in &o.tracks_in {
                 p.tracks_out
-                    .push(out_track(*other, &o.label, t.mid, t.kind));
+                    .push(out_track(*other, &t.stream_label, t.mid, t.kind));
             }
         }
         self.by_ufrag.insert(p.ufrag.clone(), id);
@@ -434,6 +435,7 @@ impl Sfu {
                     Propagated::TrackAdded(mid, kind, rids) => {
                         self.track_added(id, mid, kind, rids)
                     }
+                    Propagated::TrackRemoved(mid) => self.track_removed(id, mid),
                     Propagated::Media(data) => self.forward(now, id, &data, &mut todo),
                     Propagated::KeyframeWanted(mid) => {
                         self.keyframe_wanted(now, id, mid, &mut todo)
@@ -474,6 +476,21 @@ impl Sfu {
                             .unwrap_or_default();
                         propagated.push(Propagated::TrackAdded(m.mid, m.kind, rids));
                     }
+                    // A publisher's transceiver turned off (a screen share
+                    // ended) or on again.
+                    RtcEvent::MediaChanged(m) => {
+                        if m.direction.is_receiving() {
+                            if let Some(media) = p.rtc.media(m.mid) {
+                                let rids = match media.rids_rx() {
+                                    str0m::media::Rids::Specific(r) => r.clone(),
+                                    _ => Vec::new(),
+                                };
+                                propagated.push(Propagated::TrackAdded(m.mid, media.kind(), rids));
+                            }
+                        } else {
+                            propagated.push(Propagated::TrackRemoved(m.mid));
+                        }
+                    }
                     RtcEvent::MediaData(data) => {
                         self.stats.frames_in += 1;
                         propagated.push(Propagated::Media(data));
@@ -507,19 +524,45 @@ impl Sfu {
         if p.tracks_in.iter().any(|t| t.mid == mid) {
             return;
         }
+        let stream = p
+            .rtc
+            .media(mid)
+            .map(|m| m.stream_id().to_owned())
+            .unwrap_or_default();
+        let label = p.stream_label(&stream);
         p.tracks_in.push(TrackIn {
             mid,
             kind,
             rids,
+            stream_label: label.clone(),
             rates: layer::LayerRates::default(),
             last_keyframe_request: None,
         });
         let room = p.room.clone();
-        let label = p.label.clone();
         let members = self.rooms.get(&room).cloned().unwrap_or_default();
         for other in members.into_iter().filter(|o| *o != from) {
             if let Some(o) = self.participants.get_mut(&other) {
                 o.tracks_out.push(out_track(from, &label, mid, kind));
+            }
+            self.offer(other);
+        }
+    }
+
+    /// `from` stopped publishing its track `mid` (its transceiver went
+    /// inactive): the others' copies are stopped.
+    fn track_removed(&mut self, from: ParticipantId, mid: Mid) {
+        let Some(p) = self.participants.get_mut(&from) else {
+            return;
+        };
+        let before = p.tracks_in.len();
+        p.tracks_in.retain(|t| t.mid != mid);
+        if p.tracks_in.len() == before {
+            return;
+        }
+        let members = self.rooms.get(&p.room).cloned().unwrap_or_default();
+        for other in members.into_iter().filter(|o| *o != from) {
+            if let Some(o) = self.participants.get_mut(&other) {
+                o.track_stopped(from, mid);
             }
             self.offer(other);
         }
@@ -561,10 +604,17 @@ impl Sfu {
     }
 }
 
-fn out_track(from: ParticipantId, label: &str, source_mid: Mid, kind: MediaKind) -> TrackOut {
+/// What `from`'s track `source_mid` becomes at a subscriber: a track in the
+/// stream `stream_label` ([`Participant::stream_label`]).
+fn out_track(
+    from: ParticipantId,
+    stream_label: &str,
+    source_mid: Mid,
+    kind: MediaKind,
+) -> TrackOut {
     TrackOut {
         from,
-        from_label: label.to_owned(),
+        stream_label: stream_label.to_owned(),
         source_mid,
         kind,
         state: OutState::ToOpen,

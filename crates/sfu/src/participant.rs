@@ -33,6 +33,8 @@ pub(crate) struct TrackIn {
     pub(crate) kind: MediaKind,
     /// Simulcast layers, lowest first (empty: one plain stream).
     pub(crate) rids: Vec<Rid>,
+    /// The stream id subscribers see it in ([`Participant::stream_label`]).
+    pub(crate) stream_label: String,
     pub(crate) rates: LayerRates,
     /// When a keyframe was last asked of the publisher (at most one a
     /// second per track: PLI storms cost the publisher's uplink).
@@ -72,8 +74,8 @@ pub(crate) enum OutState {
 #[derive(Debug)]
 pub(crate) struct TrackOut {
     pub(crate) from: ParticipantId,
-    /// The publisher's label: the stream id the subscriber sees.
-    pub(crate) from_label: String,
+    /// The stream id the subscriber sees ([`Participant::stream_label`]).
+    pub(crate) stream_label: String,
     pub(crate) source_mid: Mid,
     pub(crate) kind: MediaKind,
     pub(crate) state: OutState,
@@ -98,6 +100,10 @@ pub(crate) struct Participant {
     /// The SFU side's ICE ufrag, which STUN checks name first in USERNAME.
     pub(crate) ufrag: String,
     pub(crate) tracks_in: Vec<TrackIn>,
+    /// The stream ids (msid, RFC 8830) its tracks came in, in order of
+    /// arrival: the first is its camera and microphone, any other (a
+    /// screen) is forwarded as a stream of its own.
+    streams_in: Vec<String>,
     pub(crate) tracks_out: Vec<TrackOut>,
     /// The SFU's offer awaiting the participant's answer.
     pending: Option<SdpPendingOffer>,
@@ -143,6 +149,7 @@ impl Participant {
             label: label.to_owned(),
             ufrag,
             tracks_in: Vec::new(),
+            streams_in: Vec::new(),
             tracks_out: Vec::new(),
             pending: None,
             started: false,
@@ -213,8 +220,9 @@ impl Participant {
             match t.state {
                 OutState::ToOpen => {
                     // The publisher's label as stream id: the app groups a
-                    // person's camera and microphone into one tile by it.
-                    let stream = Some(t.from_label.clone());
+                    // person's camera and microphone into one tile by it
+                    // (and shows a second stream, a screen, in another).
+                    let stream = Some(t.stream_label.clone());
                     let mid = change.add_media(t.kind, Direction::SendOnly, stream, None, None);
                     t.state = OutState::Negotiating(mid);
                 }
@@ -296,6 +304,39 @@ impl Participant {
             .iter()
             .filter(|t| t.kind == kind && t.mid().is_some())
             .count()
+    }
+
+    /// The stream id subscribers see for a track this participant publishes
+    /// in its stream `stream`: its label for its first stream, `label+N`
+    /// for the N-th after (`+` is a token character of msid, RFC 8830 §2,
+    /// that peer ids never hold; str0m drops `~`).
+    pub(crate) fn stream_label(&mut self, stream: &str) -> String {
+        let index = match self.streams_in.iter().position(|s| s == stream) {
+            Some(i) => i,
+            None => {
+                self.streams_in.push(stream.to_owned());
+                self.streams_in.len() - 1
+            }
+        };
+        if index == 0 {
+            self.label.clone()
+        } else {
+            format!("{}+{index}", self.label)
+        }
+    }
+
+    /// `publisher` stopped its track `mid`: this participant's copy is
+    /// stopped at the next offer.
+    pub(crate) fn track_stopped(&mut self, publisher: ParticipantId, mid: Mid) {
+        let gone = |t: &TrackOut| t.from == publisher && t.source_mid == mid;
+        self.tracks_out
+            .retain(|t| !gone(t) || t.state != OutState::ToOpen);
+        for t in self.tracks_out.iter_mut().filter(|t| gone(t)) {
+            t.state = match t.state {
+                OutState::Negotiating(m) | OutState::Open(m) => OutState::ToStop(m),
+                s => s,
+            };
+        }
     }
 
     /// A publisher left: what it sent this participant is stopped.

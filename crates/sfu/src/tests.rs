@@ -73,6 +73,8 @@ struct World {
     sizes: [usize; 3],
     /// Virtual time per step.
     step: Duration,
+    /// Every offer the SFU made: (to, SDP).
+    offers: Vec<(ParticipantId, String)>,
 }
 
 impl World {
@@ -94,6 +96,7 @@ impl World {
             start: now,
             sizes: SIZES,
             step: Duration::from_millis(5),
+            offers: Vec::new(),
         }
     }
 
@@ -145,6 +148,7 @@ impl World {
                     c.rtc.sdp_api().accept_answer(pending, answer).unwrap();
                 }
                 Event::Offer { to, sdp } => {
+                    self.offers.push((to, sdp.clone()));
                     let Some(c) = self.clients.iter_mut().find(|c| c.id == to) else {
                         continue;
                     };
@@ -317,6 +321,80 @@ fn a_publisher_over_its_cap_has_its_top_layer_dropped() {
     let late = &frames[frames.len() / 2..];
     assert_eq!(layers(late), vec![1], "{:?}", layers(&frames));
     assert!(w.sfu.stats().frames_over_cap > 30, "{:?}", w.sfu.stats());
+}
+
+/// The publisher `id` changes what it sends (`edit`) and offers it.
+fn renegotiate(
+    w: &mut World,
+    id: u64,
+    edit: impl FnOnce(&mut str0m::change::SdpApi) -> Mid,
+) -> Mid {
+    let c = w.client(id);
+    let mut change = c.rtc.sdp_api();
+    let mid = edit(&mut change);
+    let (offer, pending) = change.apply().unwrap();
+    c.pending = Some(pending);
+    let now = w.now;
+    w.sfu
+        .handle_offer(now, ParticipantId(id), &offer.to_sdp_string())
+        .unwrap();
+    w.signal();
+    mid
+}
+
+#[test]
+fn a_second_stream_is_forwarded_as_its_own_and_stops_with_it() {
+    let mut w = World::new();
+    w.join(1, true);
+    w.join(2, false);
+    w.run(Duration::from_secs(1));
+    // Ann shares her screen: a second video, in a stream of its own.
+    w.offers.clear();
+    let screen = renegotiate(&mut w, 1, |c| {
+        c.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            Some("screen".into()),
+            None,
+            None,
+        )
+    });
+    w.run(Duration::from_secs(1));
+    let to_bob: Vec<&String> = w
+        .offers
+        .iter()
+        .filter(|(to, _)| *to == ParticipantId(2))
+        .map(|(_, s)| s)
+        .collect();
+    assert!(
+        to_bob.iter().any(|s| s.contains("a=msid:p1+1 ")),
+        "{to_bob:?}"
+    );
+    assert!(
+        to_bob.iter().all(|s| s.contains("a=msid:p1 ")),
+        "{to_bob:?}"
+    );
+    // She stops: Bob's copy of it is stopped (its m-line rejected).
+    w.offers.clear();
+    renegotiate(&mut w, 1, |c| {
+        c.set_direction(screen, Direction::Inactive);
+        screen
+    });
+    w.run(Duration::from_secs(1));
+    let to_bob: Vec<&String> = w
+        .offers
+        .iter()
+        .filter(|(to, _)| *to == ParticipantId(2))
+        .map(|(_, s)| s)
+        .collect();
+    assert!(
+        to_bob.iter().any(|s| s.contains("m=video 0 ")),
+        "{to_bob:?}"
+    );
+    // Her camera goes on.
+    w.client(2).frames.clear();
+    w.run(Duration::from_secs(1));
+    assert!(w.client(2).frames.len() > 20);
 }
 
 #[test]
