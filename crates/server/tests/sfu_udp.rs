@@ -96,9 +96,17 @@ impl Client {
         }
     }
 
-    /// The SFU's answer or offer; returns our answer to an offer.
+    /// The SFU's answer or offer; returns our answer to an offer. Its
+    /// notices (`speaker`, `publish-cap`) carry no SDP.
     fn sdp(&mut self, data: &str) -> Option<String> {
         let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        if v["type"] != "answer" && v["type"] != "offer" {
+            assert!(
+                ["speaker", "publish-cap"].contains(&v["type"].as_str().unwrap_or("")),
+                "{data}"
+            );
+            return None;
+        }
         let sdp = v["sdp"].as_str().unwrap();
         if v["type"] == "answer" {
             let pending = self.pending.take().unwrap();

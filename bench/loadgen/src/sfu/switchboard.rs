@@ -66,11 +66,15 @@ pub async fn signal(
                         let data = m.get("data").ok_or_else(|| anyhow!("sfu without data"))?;
                         let sdp = data.get("sdp").and_then(Value::as_str).unwrap_or_default().to_owned();
                         let sdp = match data.get("type").and_then(Value::as_str) {
-                            Some("offer") => Sdp::Offer(sdp),
-                            Some("answer") => Sdp::Answer(sdp),
+                            Some("offer") => Some(Sdp::Offer(sdp)),
+                            Some("answer") => Some(Sdp::Answer(sdp)),
+                            // The SFU's notices: nothing for a synthetic peer to do.
+                            Some("speaker" | "publish-cap") => None,
                             other => bail!("sfu data of type {other:?}"),
                         };
-                        let _ = sdp_to_media.send(sdp);
+                        if let Some(sdp) = sdp {
+                            let _ = sdp_to_media.send(sdp);
+                        }
                     }
                     Some("joined") => {
                         for p in m.get("peers").and_then(Value::as_array).into_iter().flatten() {
