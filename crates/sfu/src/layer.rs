@@ -96,6 +96,22 @@ impl LayerRates {
             .is_some_and(|t| now.saturating_duration_since(t) < LAYER_GONE)
     }
 
+    /// Rates as if each layer had just been measured at `bps` (0: not
+    /// heard from), for tests.
+    #[cfg(test)]
+    pub(crate) fn measured(now: Instant, bps: [u64; MAX_LAYERS]) -> LayerRates {
+        let mut r = LayerRates::default();
+        for (i, b) in bps.iter().enumerate() {
+            if *b == 0 {
+                continue;
+            }
+            // Two frames a window apart: the window closes with b bits.
+            r.on_frame(i, 0, now - RATE_WINDOW);
+            r.on_frame(i, usize::try_from(b / 8).unwrap_or(usize::MAX), now);
+        }
+        r
+    }
+
     /// The last measured bitrate of layer `index` (0 until a window ends).
     pub fn bps(&self, index: usize) -> u64 {
         self.layers.get(index).map_or(0, |m| m.bps)
@@ -205,16 +221,7 @@ mod tests {
     use super::*;
 
     fn rates(now: Instant, bps: [u64; 3]) -> LayerRates {
-        let mut r = LayerRates::default();
-        for (i, b) in bps.iter().enumerate() {
-            if *b == 0 {
-                continue;
-            }
-            // Two frames a second apart: the window closes with b bits.
-            r.on_frame(i, 0, now - RATE_WINDOW);
-            r.on_frame(i, usize::try_from(b / 8).unwrap(), now);
-        }
-        r
+        LayerRates::measured(now, bps)
     }
 
     #[test]

@@ -75,18 +75,9 @@ pub fn with_cap(sdp: &str, cap_bps: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn rates(now: Instant, bps: [u64; 3]) -> LayerRates {
-        let mut r = LayerRates::default();
-        for (i, b) in bps.iter().enumerate() {
-            if *b == 0 {
-                continue;
-            }
-            r.on_frame(i, 0, now - Duration::from_secs(1));
-            r.on_frame(i, usize::try_from(b / 8).unwrap(), now);
-        }
-        r
+        LayerRates::measured(now, bps)
     }
 
     #[test]

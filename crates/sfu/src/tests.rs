@@ -260,6 +260,15 @@ impl World {
         self.signal();
     }
 
+    /// The SFU's offers to client `id` so far.
+    fn offers_to(&self, id: u64) -> Vec<&String> {
+        self.offers
+            .iter()
+            .filter(|(to, _)| *to == ParticipantId(id))
+            .map(|(_, s)| s)
+            .collect()
+    }
+
     fn run(&mut self, d: Duration) {
         let until = self.now + d;
         while self.now < until {
@@ -360,12 +369,7 @@ fn a_second_stream_is_forwarded_as_its_own_and_stops_with_it() {
         )
     });
     w.run(Duration::from_secs(1));
-    let to_bob: Vec<&String> = w
-        .offers
-        .iter()
-        .filter(|(to, _)| *to == ParticipantId(2))
-        .map(|(_, s)| s)
-        .collect();
+    let to_bob = w.offers_to(2);
     assert!(
         to_bob.iter().any(|s| s.contains("a=msid:p1+1 ")),
         "{to_bob:?}"
@@ -381,12 +385,7 @@ fn a_second_stream_is_forwarded_as_its_own_and_stops_with_it() {
         screen
     });
     w.run(Duration::from_secs(1));
-    let to_bob: Vec<&String> = w
-        .offers
-        .iter()
-        .filter(|(to, _)| *to == ParticipantId(2))
-        .map(|(_, s)| s)
-        .collect();
+    let to_bob = w.offers_to(2);
     assert!(
         to_bob.iter().any(|s| s.contains("m=video 0 ")),
         "{to_bob:?}"
