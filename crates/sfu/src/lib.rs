@@ -400,21 +400,16 @@ impl Sfu {
 
     // ---- Inside ----
 
-    /// Which participant a datagram from `source` is for: by address once
-    /// known, else by the ufrag an ICE check names.
+    /// Which participant a datagram from `source` is for. An ICE check
+    /// names its session in USERNAME, and that wins over the address: a
+    /// port a participant's browser gave up (an ICE restart gathers anew)
+    /// may come back as another participant's. The rest (DTLS, RTP, RTCP)
+    /// follows the address a check of its participant came from.
     fn route(&self, source: SocketAddr, bytes: &[u8]) -> Option<ParticipantId> {
-        if let Some(id) = self.routes.get(&source) {
-            return Some(*id);
-        }
-        let first = *bytes.first()?;
-        if !stun::is_stun(first) {
-            return None;
-        }
-        let msg = stun::Message::decode(bytes).ok()?;
-        let username = msg.raw_attribute(stun::AttributeType::USERNAME)?;
-        let username = std::str::from_utf8(username.value).ok()?;
-        let (ours, _theirs) = username.split_once(':')?;
-        self.by_ufrag.get(ours).copied()
+        let named = check_username(bytes)
+            .and_then(|u| u.split_once(':'))
+            .and_then(|(ours, _theirs)| self.by_ufrag.get(ours));
+        named.or_else(|| self.routes.get(&source)).copied()
     }
 
     /// Polls `id`'s `Rtc` until it waits, then acts on what came out:
@@ -602,6 +597,16 @@ impl Sfu {
             self.offer(other);
         }
     }
+}
+
+/// The USERNAME of a STUN message (`<ours>:<theirs>` in an ICE check).
+fn check_username(bytes: &[u8]) -> Option<&str> {
+    if !stun::is_stun(*bytes.first()?) {
+        return None;
+    }
+    let msg = stun::Message::decode(bytes).ok()?;
+    let username = msg.raw_attribute(stun::AttributeType::USERNAME)?;
+    std::str::from_utf8(username.value).ok()
 }
 
 /// What `from`'s track `source_mid` becomes at a subscriber: a track in the

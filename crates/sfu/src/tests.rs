@@ -529,3 +529,29 @@ fn a_full_room_refuses_and_strangers_are_not_routed() {
     sfu.leave(ParticipantId(2));
     assert_eq!(sfu.stats().rooms, 1);
 }
+
+#[test]
+fn an_ice_check_is_routed_by_its_username_before_its_address() {
+    let mut w = World::new();
+    w.join(1, true);
+    w.join(2, false);
+    w.run(Duration::from_secs(2));
+    let old = w.client(1).addr;
+    assert_eq!(w.sfu.route(old, &[0x80, 0, 0, 1]), Some(ParticipantId(1)));
+    // Client 1's browser gave up that port, and client 2's took it: the
+    // check from there names client 2's session.
+    let ufrag = w.sfu.ice_ufrag(ParticipantId(2)).unwrap().to_owned();
+    let mut buf = Vec::new();
+    let tid = stun::TransactionId([7; 12]);
+    let mut b =
+        stun::MessageBuilder::new(&mut buf, stun::Class::Request, stun::Method::BINDING, tid);
+    b.add(&stun::Attribute::Username(&format!("{ufrag}:abcd")))
+        .unwrap();
+    assert_eq!(w.sfu.route(old, b.finish()), Some(ParticipantId(2)));
+    // A check naming nobody still follows the address.
+    let mut buf = Vec::new();
+    let mut b =
+        stun::MessageBuilder::new(&mut buf, stun::Class::Request, stun::Method::BINDING, tid);
+    b.add(&stun::Attribute::Username("nobody:abcd")).unwrap();
+    assert_eq!(w.sfu.route(old, b.finish()), Some(ParticipantId(1)));
+}
