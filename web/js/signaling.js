@@ -16,7 +16,7 @@ export class JoinRefused extends Error {
 }
 
 /** Refusals worth retrying later: the server is restarting or busy. */
-const RETRYABLE = new Set(['draining', 'too-many-rooms', 'room-full']);
+const RETRYABLE = new Set(['draining', 'too-many-rooms', 'room-full', 'unavailable']);
 
 /** Capped exponential backoff with jitter (0.5x–1.5x), in ms. */
 function backoff(attempt) {

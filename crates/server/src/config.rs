@@ -264,9 +264,21 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_MAX_WS_PER_IP", default_value_t = 32)]
     pub max_ws_per_ip: usize,
 
-    /// Most signaling rooms open at once.
+    /// Most signaling rooms open at once (in cluster mode: in the cluster).
     #[arg(long, env = "SWITCHBOARD_MAX_ROOMS", default_value_t = 10_000)]
     pub max_rooms: usize,
+
+    /// Cluster mode: the Redis every node shares, e.g.
+    /// `redis://:password@10.0.0.5:6379/0` (`rediss://` for TLS). Rooms
+    /// then span the nodes and their limits hold across them. Unset: one
+    /// node, nothing needs Redis.
+    #[arg(long, env = "SWITCHBOARD_REDIS")]
+    pub redis: Option<String>,
+
+    /// Cluster mode: this node's id (letters, digits, `_`; unique in the
+    /// cluster). Unset: a random one at every start.
+    #[arg(long, env = "SWITCHBOARD_NODE_ID")]
+    pub node_id: Option<String>,
 
     /// TLS certificate chain (PEM) for HTTPS/WSS.
     #[arg(long, env = "SWITCHBOARD_TLS_CERT", requires = "tls_key")]
@@ -461,6 +473,8 @@ impl Config {
             sfu_max_publish_bps,
             max_ws_per_ip,
             max_rooms,
+            redis,
+            node_id,
             tls_cert,
             tls_key,
             tls_self_signed,
@@ -480,6 +494,11 @@ impl Config {
         }
         if self.relay_ports.low > self.relay_ports.high {
             bail!("--relay-ports: LOW must not exceed HIGH");
+        }
+        if let Some(id) = &self.node_id
+            && signal::NodeId::new(id).is_none()
+        {
+            bail!("--node-id takes 1-32 letters, digits or '_', got {id:?}");
         }
         Ok(())
     }

@@ -15,6 +15,7 @@
 //! - `socket_bind`: binding UDP/TCP listeners (dual stack, SO_REUSEPORT) and
 //!   the IPv4-mapped → IPv4 rule at every socket boundary.
 
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod invite;

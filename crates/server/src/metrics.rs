@@ -309,7 +309,36 @@ fn encode_signaling(e: &mut Encoder<'_, '_>, stats: &SignalingStats) -> fmt::Res
         "API requests refused for a missing or bad invite token",
         s.unauthorized_api,
     )?;
+    encode_cluster(e, &s)?;
     encode_sfu(e, &s)
+}
+
+fn encode_cluster(e: &mut Encoder<'_, '_>, s: &SignalingSnapshot) -> fmt::Result {
+    let Some(c) = s.cluster else {
+        return Ok(());
+    };
+    e.gauge(
+        "switchboard_cluster_redis_up",
+        "Cluster mode: 1 while this node reaches Redis",
+        i64::from(c.up),
+    )?;
+    e.family(
+        "switchboard_cluster_messages",
+        "Cluster mode: messages to and from other nodes (published, received, \
+         unreadable, dropped while Redis was unreachable)",
+        MetricType::Counter,
+        [
+            ([("kind", "published")], c.published),
+            ([("kind", "received")], c.received),
+            ([("kind", "bad")], c.bad_messages),
+            ([("kind", "dropped")], c.dropped_while_down),
+        ],
+    )?;
+    e.counter(
+        "switchboard_cluster_nodes_swept",
+        "Cluster mode: nodes this one found dead (liveness key expired)",
+        c.nodes_swept,
+    )
 }
 
 fn encode_sfu(e: &mut Encoder<'_, '_>, s: &SignalingSnapshot) -> fmt::Result {

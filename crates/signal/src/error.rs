@@ -53,11 +53,14 @@ pub enum ErrorCode {
     /// An `sfu` message from a peer whose room is not in SFU mode, or who
     /// has not joined.
     NotSfu,
+    /// Cluster mode: the node cannot reach Redis, so it cannot admit a
+    /// join now (rooms already joined go on).
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, in a fixed order (for counters).
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::BadJson,
         ErrorCode::BadMessage,
         ErrorCode::UnknownType,
@@ -76,6 +79,7 @@ impl ErrorCode {
         ErrorCode::Unauthorized,
         ErrorCode::Draining,
         ErrorCode::NotSfu,
+        ErrorCode::Unavailable,
     ];
 
     /// The code as on the wire (`bad-json`, `room-full`, …).
@@ -99,6 +103,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Draining => "draining",
             ErrorCode::NotSfu => "not-sfu",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 
@@ -185,6 +190,9 @@ pub enum SignalError {
     /// See [`ErrorCode::NotSfu`].
     #[error("this room is not in SFU mode")]
     NotSfu,
+    /// See [`ErrorCode::Unavailable`].
+    #[error("the server cannot reach its cluster; join again in a few seconds")]
+    Unavailable,
 }
 
 impl SignalError {
@@ -209,6 +217,7 @@ impl SignalError {
             SignalError::Unauthorized(_) => ErrorCode::Unauthorized,
             SignalError::Draining => ErrorCode::Draining,
             SignalError::NotSfu => ErrorCode::NotSfu,
+            SignalError::Unavailable => ErrorCode::Unavailable,
         }
     }
 

@@ -25,12 +25,17 @@ use std::time::{Duration, Instant};
 use crate::error::{ErrorCode, SignalError};
 use crate::limit::{RateLimit, TokenBucket};
 use crate::protocol::{
-    ClientMessage, IceServers, LeaveReason, PROTOCOL_VERSION, PeerId, PeerInfo, RoomMode,
+    ClientMessage, IceServers, LeaveReason, NodeId, PROTOCOL_VERSION, PeerId, PeerInfo, RoomMode,
     ServerMessage, parse_client_message,
 };
 use crate::token::{self, Secret};
 
+mod cluster;
+mod cluster_requests;
 mod sfu_rooms;
+pub use cluster_requests::{
+    Admission, ClusterOutput, JoinTicket, RESYNC_GRACE, RoomLimits, password_hash,
+};
 pub use sfu_rooms::{SfuCommand, SfuPolicy};
 
 /// A connection, named by the driver; unique among open connections.
@@ -62,6 +67,9 @@ pub struct HubConfig {
     /// Most peers in a room that may use the SFU (every member declared
     /// it); other rooms keep [`HubConfig::room_size`].
     pub sfu_room_size: usize,
+    /// Cluster mode (`--redis`): this node's id. Joins are admitted by
+    /// the cluster and rooms may span nodes (see `hub/cluster.rs`).
+    pub node: Option<NodeId>,
 }
 
 impl Default for HubConfig {
@@ -76,6 +84,7 @@ impl Default for HubConfig {
             join_secret: None,
             sfu: SfuPolicy::Never,
             sfu_room_size: 50,
+            node: None,
         }
     }
 }
@@ -104,6 +113,8 @@ pub enum Output {
     },
     /// Tell the SFU (SFU rooms only).
     Sfu(SfuCommand),
+    /// Ask or tell the cluster (cluster mode only).
+    Cluster(ClusterOutput),
 }
 
 #[derive(Debug)]
@@ -122,6 +133,8 @@ struct Conn {
     /// Handed out in `joined` (only the credential is the connection's own).
     ice_servers: IceServers,
     member: Option<Box<Membership>>,
+    /// Cluster mode: a join waiting for the cluster's answer.
+    joining: Option<Box<cluster_requests::PendingJoin>>,
     last_seen: Instant,
     last_ping: Option<Instant>,
     bucket: TokenBucket,
@@ -134,6 +147,8 @@ struct Room {
     members: Vec<ConnId>,
     /// Where the room's media flows now.
     mode: RoomMode,
+    /// Cluster mode: its members on other nodes.
+    cluster: cluster_requests::RoomCluster,
 }
 
 /// Plain counters of a hub, for metrics ([`Hub::stats`]).
@@ -180,6 +195,8 @@ pub struct Hub {
     next_peer: u64,
     out: VecDeque<Output>,
     draining: bool,
+    /// Cluster mode: when to read every room again after Redis came back.
+    resync_at: Option<Instant>,
     peers: u64,
     joins: u64,
     relayed: u64,
@@ -196,6 +213,7 @@ impl Hub {
             next_peer: 1,
             out: VecDeque::new(),
             draining: false,
+            resync_at: None,
             peers: 0,
             joins: 0,
             relayed: 0,
@@ -271,6 +289,7 @@ impl Hub {
             Conn {
                 ice_servers,
                 member: None,
+                joining: None,
                 last_seen: now,
                 last_ping: None,
                 bucket: TokenBucket::new(self.config.rate, now),
@@ -364,6 +383,7 @@ impl Hub {
                 reason: "heartbeat timeout",
             });
         }
+        self.resync_if_due(now);
     }
 
     /// When [`Hub::handle_timeout`] should next be called, if any connection is open.
@@ -377,6 +397,7 @@ impl Hub {
                 };
                 ping.min(c.last_seen + self.config.idle_timeout)
             })
+            .chain(self.resync_at)
             .min()
     }
 
@@ -428,7 +449,7 @@ impl Hub {
             ),
             ClientMessage::Relay { kind, to, data } => {
                 let (room, from) = self.membership(conn)?;
-                let target = self
+                let local = self
                     .rooms
                     .get(&room)
                     .into_iter()
@@ -441,9 +462,14 @@ impl Hub {
                                 .get(m)
                                 .and_then(|c| c.member.as_ref())
                                 .is_some_and(|mm| mm.peer.id == to)
-                    })
-                    .ok_or_else(|| SignalError::UnknownPeer(to.0.chars().take(64).collect()))?;
-                self.send(target, ServerMessage::relayed(kind, from, data));
+                    });
+                match local {
+                    Some(target) => self.send(target, ServerMessage::relayed(kind, from, data)),
+                    None if self.relay_out(&room, &from, &to, kind, &data) => {}
+                    None => {
+                        return Err(SignalError::UnknownPeer(to.0.chars().take(64).collect()));
+                    }
+                }
                 self.relayed += 1;
                 Ok(())
             }
@@ -487,7 +513,7 @@ impl Hub {
         let Some(c) = self.conns.get(&conn) else {
             return Ok(());
         };
-        if c.member.is_some() {
+        if c.member.is_some() || c.joining.is_some() {
             return Err(SignalError::AlreadyJoined);
         }
         if self.draining {
@@ -502,6 +528,18 @@ impl Hub {
                 name = crate::protocol::check_name(claimed)?;
             }
             admin = claims.admin;
+        }
+        if let Some(node) = self.config.node.clone() {
+            let peer = PeerInfo {
+                id: PeerId(format!("{node}-p{}", self.next_peer)),
+                name,
+                admin,
+                tag: session.as_deref().map(session_tag),
+            };
+            self.next_peer += 1;
+            let member = crate::protocol::Member { peer, node, sfu };
+            self.join_cluster(conn, &room_id, member, password, admin);
+            return Ok(());
         }
         let ice_servers = c.ice_servers.to_list();
         if let Some(room) = self.rooms.get(room_id.as_str()) {
@@ -536,7 +574,7 @@ impl Hub {
         let room = self.rooms.entry(key.clone()).or_insert_with(|| Room {
             password,
             members: Vec::with_capacity(self.config.room_size.min(4)),
-            mode: RoomMode::P2p,
+            ..Room::default()
         });
         let others: Vec<ConnId> = room.members.clone();
         room.members.push(conn);
@@ -587,9 +625,10 @@ impl Hub {
         };
         room.members.retain(|m| *m != conn);
         let others = room.members.clone();
-        if others.is_empty() {
+        if others.is_empty() && !room.cluster.admitting() {
             self.rooms.remove(&member.room);
         }
+        self.leave_cluster(&member.room, &member.peer.id, reason);
         for other in others {
             self.send(
                 other,

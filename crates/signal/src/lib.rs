@@ -16,11 +16,14 @@ mod protocol;
 pub mod token;
 
 pub use error::{ErrorCode, SignalError};
-pub use hub::{ConnId, Hub, HubConfig, HubStats, Output, SfuCommand, SfuPolicy};
+pub use hub::{
+    Admission, ClusterOutput, ConnId, Hub, HubConfig, HubStats, JoinTicket, Output, RESYNC_GRACE,
+    RoomLimits, SfuCommand, SfuPolicy, password_hash,
+};
 pub use limit::{RateLimit, TokenBucket};
 pub use protocol::{
-    ClientMessage, IceServer, IceServers, LeaveReason, MAX_NAME_CHARS, MAX_ROOM_LEN,
-    MAX_VIEW_WIDTH, PROTOCOL_VERSION, PeerId, PeerInfo, RawData, RelayKind, RoomMode,
-    ServerMessage, SharedIceServer, TurnCredential, check_name, check_room, parse_client_message,
-    parse_server_message,
+    ClientMessage, IceServer, IceServers, LeaveReason, MAX_NAME_CHARS, MAX_NODE_ID_LEN,
+    MAX_ROOM_LEN, MAX_VIEW_WIDTH, Member, NodeId, NodeMessage, NodeMessageError, PROTOCOL_VERSION,
+    PeerId, PeerInfo, RawData, RelayKind, RoomMode, ServerMessage, SharedIceServer, TurnCredential,
+    check_name, check_room, parse_client_message, parse_node_message, parse_server_message,
 };

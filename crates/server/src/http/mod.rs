@@ -4,7 +4,8 @@
 //! Routes: `/` home, `/r/{room}` room page, `/diag` diagnostics page,
 //! `/assets/{file}` embedded files, `/ws` signaling (protocol in
 //! `docs/protocol.md`), `/api/ice` ICE servers with fresh credentials,
-//! `/healthz` (alive), `/readyz` (503 while draining).
+//! `/healthz` (alive), `/readyz` (503 while draining, or in cluster mode
+//! while Redis is unreachable).
 //!
 //! Signaling limits: `--max-ws-per-ip` WebSocket connections per client
 //! address (refused with 429 before the upgrade, see [`crate::per_address`]); rooms,
@@ -191,6 +192,11 @@ pub fn hub_config(ctx: &HttpContext) -> HubConfig {
             (SfuMode::Always, Some(_)) => SfuPolicy::Always,
         },
         sfu_room_size: ctx.config.sfu_room_size.max(1),
+        node: ctx
+            .config
+            .redis
+            .as_ref()
+            .map(|_| crate::cluster::node_id(ctx.config.node_id.as_deref())),
         ..HubConfig::default()
     }
 }
@@ -263,6 +269,13 @@ fn router(
                 tracing::error!("SFU not started on {listen} ({e:#}); rooms stay peer to peer");
                 signaling.disable_sfu();
             }
+        }
+    }
+    if let Some(url) = &ctx.config.redis {
+        // A bad URL is refused at start (see HttpContext::new); this
+        // only fails if the hub has no node id.
+        if let Err(e) = signaling.attach_cluster(url) {
+            tracing::error!("cluster mode not started: {e:#}");
         }
     }
     tokio::spawn(signaling.clone().run_ticker());
@@ -359,6 +372,10 @@ fn origin_of(headers: &HeaderMap) -> Option<&str> {
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     if *app.draining.borrow() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else if app.signaling.cluster_up() == Some(false) {
+        // Cannot admit joins: the load balancer should send people to a
+        // node that can. Rooms already joined here go on.
+        (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable\n").into_response()
     } else {
         "ready\n".into_response()
     }

@@ -28,6 +28,8 @@ pub struct SignalingSnapshot {
     pub hub: HubStats,
     /// The SFU's counters, when it runs.
     pub sfu: Option<sfu::SfuStats>,
+    /// The cluster driver's counters, in cluster mode.
+    pub cluster: Option<crate::cluster::ClusterCounters>,
     /// WebSocket upgrades accepted since start.
     pub ws_accepted: u64,
     /// Upgrades refused with 429: the address had `--max-ws-per-ip` open.
@@ -51,19 +53,20 @@ impl SignalingStats {
         let live = lock(&self.hub)
             .as_ref()
             .and_then(Weak::upgrade)
-            .map(|s| (s.stats(), s.sfu_stats()));
-        let (hub, sfu) = match live {
-            Some((stats, sfu)) => {
+            .map(|s| (s.stats(), s.sfu_stats(), s.cluster_stats()));
+        let (hub, sfu, cluster) = match live {
+            Some((stats, sfu, cluster)) => {
                 *lock(&self.last_hub) = stats;
                 *lock(&self.last_sfu) = sfu;
-                (stats, sfu)
+                (stats, sfu, cluster)
             }
-            None => (*lock(&self.last_hub), *lock(&self.last_sfu)),
+            None => (*lock(&self.last_hub), *lock(&self.last_sfu), None),
         };
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         SignalingSnapshot {
             hub,
             sfu,
+            cluster,
             ws_accepted: get(&self.ws_accepted),
             ws_refused_per_ip: get(&self.ws_refused_per_ip),
             ws_refused_origin: get(&self.ws_refused_origin),

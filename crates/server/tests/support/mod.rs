@@ -89,6 +89,12 @@ impl Switchboard {
 }
 
 impl Switchboard {
+    /// `kill -9`: the process dies without a word to anyone.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The server's process id (for /proc).
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -11,6 +11,7 @@
 //!   (its SFU additions tested in `client_sfu_tests.rs`);
 //! - `server`: [`ServerMessage`], read leniently by [`parse_server_message`];
 //! - `ice`: the `iceServers` of `joined`;
+//! - `node`: [`NodeMessage`], what cluster nodes tell each other;
 //! - `frame`: reading a frame once into its members (shared by both parsers).
 
 use serde::{Deserialize, Serialize};
@@ -19,10 +20,14 @@ use serde_json::value::RawValue;
 mod client;
 mod frame;
 mod ice;
+mod node;
 mod server;
 
 pub use client::{ClientMessage, check_name, check_room, parse_client_message};
 pub use ice::{IceServer, IceServers, SharedIceServer, TurnCredential};
+pub use node::{
+    MAX_NODE_ID_LEN, Member, NodeId, NodeMessage, NodeMessageError, parse_node_message,
+};
 pub use server::{ServerMessage, parse_server_message};
 
 /// The protocol version this hub speaks; a `join` must carry it as `v`.
@@ -127,7 +132,9 @@ impl RoomMode {
 }
 
 /// The kinds of message relayed verbatim to one named peer of the same room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// (Serialized as its `type` string, between nodes.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RelayKind {
     /// An SDP offer.
     Offer,

@@ -20,6 +20,10 @@
 //! [`SfuServer`] (attached with [`Signaling::attach_sfu`]), each `Join` with
 //! the server address that member's WebSocket reached; the SFU's SDP comes
 //! back through [`Hub::handle_sfu_signal`].
+//!
+//! Cluster mode: the hub's [`Output::Cluster`] requests go to the
+//! [`ClusterBus`] (attached with [`Signaling::attach_cluster`]), and what
+//! it hears comes back as the hub's cluster inputs.
 
 mod connection;
 pub mod upgrade;
@@ -37,6 +41,7 @@ use signal::{ConnId, Hub, HubConfig, HubStats, IceServers, Output, PeerId, RawDa
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+use crate::cluster::{ClusterBus, ClusterInput};
 use crate::sfu_server::{self, SfuServer};
 
 /// Largest WebSocket message accepted at all; larger ones close the
@@ -117,6 +122,8 @@ struct Shared {
     outboxes: HashMap<ConnId, Outbox>,
     /// The SFU, when SFU rooms are on.
     sfu: Option<SfuServer>,
+    /// The cluster driver, in cluster mode.
+    cluster: Option<ClusterBus>,
 }
 
 /// The hub and the connections it talks to.
@@ -134,6 +141,7 @@ impl Signaling {
                 hub: Hub::new(config),
                 outboxes: HashMap::new(),
                 sfu: None,
+                cluster: None,
             }),
             next_conn: AtomicU64::new(1),
             shutdown,
@@ -173,6 +181,50 @@ impl Signaling {
         let addr = server.local_addr();
         self.lock().sfu = Some(server);
         Ok(addr)
+    }
+
+    /// Cluster mode: starts the driver on the Redis at `url` for the hub's
+    /// node (the hub must have been made with [`HubConfig::node`]).
+    pub fn attach_cluster(self: &Arc<Self>, url: &str) -> anyhow::Result<()> {
+        let node = self
+            .lock()
+            .hub
+            .node()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("the hub has no node id"))?;
+        let weak: Weak<Signaling> = Arc::downgrade(self);
+        let deliver: crate::cluster::Deliver = Box::new(move |input| {
+            let Some(signaling) = weak.upgrade() else {
+                return;
+            };
+            signaling.with_hub(|hub| match input {
+                ClusterInput::Admission(ticket, answer) => hub.handle_admission(ticket, answer),
+                ClusterInput::Node(message) => hub.handle_node_message(message),
+                ClusterInput::Snapshot {
+                    room,
+                    version,
+                    members,
+                    authoritative,
+                } => hub.handle_room_snapshot(&room, version, members, authoritative),
+                ClusterInput::Up => hub.handle_cluster_up(Instant::now()),
+            });
+        });
+        let bus = ClusterBus::start(url, node, deliver, self.shutdown.clone())?;
+        self.lock().cluster = Some(bus);
+        Ok(())
+    }
+
+    /// Cluster mode: the driver's counters (`None`: one node).
+    pub fn cluster_stats(&self) -> Option<crate::cluster::ClusterCounters> {
+        self.lock()
+            .cluster
+            .as_ref()
+            .map(|c| c.stats().snapshot())
+    }
+
+    /// Cluster mode: whether Redis is reachable now (`None`: one node).
+    pub fn cluster_up(&self) -> Option<bool> {
+        self.lock().cluster.as_ref().map(ClusterBus::is_up)
     }
 
     /// No SFU after all (it failed to start): every room stays a mesh.
@@ -291,6 +343,12 @@ impl Shared {
                 }
                 Output::Sfu(command) => {
                     self.to_sfu(command);
+                    continue;
+                }
+                Output::Cluster(request) => {
+                    if let Some(bus) = &self.cluster {
+                        bus.send(request);
+                    }
                     continue;
                 }
             };
