@@ -16,6 +16,11 @@ const CONNECT_TIMEOUT_MS = 20_000;
 // symmetric NATs) would otherwise earn it back on every `connected` and
 // restart forever.
 const STABLE_MS = 20_000;
+// A peer we were told joined normally offers at once. Both sides of a pair
+// may each have been told the other joined (a cluster node putting its
+// members back after Redis returned): then, with no offer this long, the
+// side with the lower peer id offers.
+const OFFER_WAIT_MS = 4_000;
 
 /**
  * A link to one peer. Events: 'track' (detail: MediaStreamTrack),
@@ -80,13 +85,22 @@ export class PeerLink extends EventTarget {
     };
     pc.onconnectionstatechange = () => this.onConnectionState();
     if (initiator) {
-      for (const kind of ['audio', 'video']) {
-        const t = pc.addTransceiver(kind, { direction: 'sendrecv', streams: [localStream] });
-        this.senders[kind] = t.sender;
-        t.sender.replaceTrack(localTrack(kind)).catch(() => {});
-      }
-      this.openChannels();
+      this.initiate();
+    } else if (selfId < peer.id) {
+      this.offerTimer = setTimeout(() => {
+        if (!this.closed && !pc.remoteDescription && !this.chat) this.initiate();
+      }, OFFER_WAIT_MS);
     }
+  }
+
+  /** Creates the media sections and channels; the first offer follows. */
+  initiate() {
+    for (const kind of ['audio', 'video']) {
+      const t = this.pc.addTransceiver(kind, { direction: 'sendrecv', streams: [this.localStream] });
+      this.senders[kind] = t.sender;
+      t.sender.replaceTrack(this.localTrack(kind)).catch(() => {});
+    }
+    this.openChannels();
   }
 
   openChannels() {
@@ -215,6 +229,7 @@ export class PeerLink extends EventTarget {
 
   close() {
     this.closed = true;
+    clearTimeout(this.offerTimer);
     clearTimeout(this.disconnectTimer);
     clearTimeout(this.connectTimer);
     clearTimeout(this.stableTimer);

@@ -741,6 +741,7 @@ function refusalText(err) {
     'bad-password': 'Wrong password for this room.',
     'bad-name': 'Please choose a shorter name without special characters.',
     draining: 'The server is restarting. Please try again in a few seconds.',
+    unavailable: 'The server cannot reach the rest of its cluster. Please try again in a few seconds.',
   };
   return messages[err.code] ?? err.message;
 }

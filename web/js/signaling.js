@@ -18,6 +18,9 @@ export class JoinRefused extends Error {
 /** Refusals worth retrying later: the server is restarting or busy. */
 const RETRYABLE = new Set(['draining', 'too-many-rooms', 'room-full', 'unavailable']);
 
+/** How often a first join refused with `unavailable` is tried again. */
+const UNAVAILABLE_RETRIES = 6;
+
 /** Capped exponential backoff with jitter (0.5x–1.5x), in ms. */
 function backoff(attempt) {
   const base = Math.min(10000, 500 * 2 ** Math.min(attempt, 5));
@@ -86,9 +89,19 @@ export class Signaling {
   /** Connects and joins; resolves with the `joined` message, rejects with JoinRefused. */
   async start() {
     this.onStatus('connecting');
-    const { ws, joined } = await this.connectOnce();
-    this.adopt(ws);
-    return joined;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { ws, joined } = await this.connectOnce();
+        this.adopt(ws);
+        return joined;
+      } catch (err) {
+        // A cluster node cut off from Redis for a moment says so: a little
+        // later it lets us in (about 30 s of tries in all).
+        const again = err instanceof JoinRefused && err.code === 'unavailable' && attempt < UNAVAILABLE_RETRIES;
+        if (!again || this.closed) throw err;
+        await new Promise((r) => setTimeout(r, backoff(attempt)));
+      }
+    }
   }
 
   /** Makes `ws` the connection in use (closing the previous one, without `leave`). */

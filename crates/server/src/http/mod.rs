@@ -187,6 +187,9 @@ pub fn hub_config(ctx: &HttpContext) -> HubConfig {
             .as_deref()
             .map(signal::token::Secret::new),
         sfu: match (ctx.config.sfu, ctx.config.sfu_listen.0) {
+            // A room spanning nodes has no one SFU yet: cluster rooms
+            // stay peer to peer (docs/cluster.md).
+            _ if ctx.config.redis.is_some() => SfuPolicy::Never,
             (_, None) | (SfuMode::Never, _) => SfuPolicy::Never,
             (SfuMode::Auto, Some(_)) => SfuPolicy::Auto,
             (SfuMode::Always, Some(_)) => SfuPolicy::Always,
