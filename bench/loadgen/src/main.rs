@@ -145,6 +145,11 @@ pub struct SignalingArgs {
     /// Bytes of padding in each relayed message (an ICE candidate is ~200).
     #[arg(long, default_value_t = 200)]
     pub payload: usize,
+    /// More servers (nodes of one cluster): connection i goes to server
+    /// i mod n (`--server` first), and relay latency is reported within a
+    /// node and across nodes.
+    #[arg(long = "also")]
+    pub also: Vec<std::net::SocketAddr>,
 }
 
 /// Options of `binding`.

@@ -65,8 +65,10 @@ enum Joined {
 
 struct Shared {
     clock: Instant,
-    /// Relay latencies in µs.
+    /// Relay latencies in µs, between members on the same server.
     latencies: Mutex<Vec<u32>>,
+    /// Relay latencies in µs, between members on different servers.
+    across: Mutex<Vec<u32>>,
     /// Relayed messages received.
     received: Mutex<u64>,
     /// Refusals and errors the servers sent after the join.
@@ -139,6 +141,7 @@ async fn join_one(
     shared: Arc<Shared>,
     i: usize,
     group: usize,
+    node: usize,
 ) -> Joined {
     let from = source(i, args.sources);
     let attempt = async {
@@ -181,7 +184,7 @@ async fn join_one(
         Ok(Ok(None)) => Joined::Refused,
         Ok(Ok(Some((ws, id)))) => {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(serve(ws, rx, shared, i));
+            tokio::spawn(serve(ws, rx, shared, i, node));
             Joined::Ok { id, commands: tx }
         }
     }
@@ -194,6 +197,7 @@ async fn serve(
     mut commands: mpsc::UnboundedReceiver<Command>,
     shared: Arc<Shared>,
     i: usize,
+    node: usize,
 ) {
     let (mut sink, mut stream) = ws.split();
     // Heartbeats spread over the interval.
@@ -209,7 +213,7 @@ async fn serve(
             cmd = commands.recv() => match cmd {
                 Some(Command::Relay { to, kind }) => {
                     let t = shared.now_us();
-                    let data = json!({"t": t, "pad": shared.padding});
+                    let data = json!({"t": t, "n": node, "pad": shared.padding});
                     let msg = match shared.protocol {
                         SignalingProtocol::Switchboard => {
                             let ty = ["offer", "answer", "candidate"].get(usize::from(kind)).copied().unwrap_or("candidate");
@@ -235,7 +239,7 @@ async fn serve(
                 }
             }
             msg = stream.next() => match msg {
-                Some(Ok(Message::Text(t))) => received(&shared, t.as_str()),
+                Some(Ok(Message::Text(t))) => received(&shared, t.as_str(), node),
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 Some(Ok(_)) => {}
             },
@@ -244,7 +248,7 @@ async fn serve(
 }
 
 /// A text message arrived: a relayed one carries its send time.
-fn received(shared: &Shared, text: &str) {
+fn received(shared: &Shared, text: &str, node: usize) {
     let Ok(v) = serde_json::from_str::<Value>(text) else {
         return;
     };
@@ -254,7 +258,13 @@ fn received(shared: &Shared, text: &str) {
     };
     if let Some(t) = body.and_then(|d| d.get("t")).and_then(Value::as_u64) {
         let us = shared.now_us().saturating_sub(t);
-        if let Ok(mut l) = shared.latencies.lock() {
+        let from = body.and_then(|d| d.get("n")).and_then(Value::as_u64);
+        let list = if from.is_none_or(|n| n == node as u64) {
+            &shared.latencies
+        } else {
+            &shared.across
+        };
+        if let Ok(mut l) = list.lock() {
             l.push(u32::try_from(us).unwrap_or(u32::MAX));
         }
         if let Ok(mut n) = shared.received.lock() {
@@ -291,12 +301,16 @@ pub async fn run(
     let shared = Arc::new(Shared {
         clock: Instant::now(),
         latencies: Mutex::new(Vec::new()),
+        across: Mutex::new(Vec::new()),
         received: Mutex::new(0),
         errors: Mutex::new(0),
         padding: "x".repeat(args.payload),
         protocol: args.protocol,
     });
     let room_size = args.room_size.max(2);
+    let servers: Vec<SocketAddr> = std::iter::once(server)
+        .chain(args.also.iter().copied())
+        .collect();
 
     // 1. Join, in waves.
     let mut members: Vec<Option<(Arc<str>, mpsc::UnboundedSender<Command>)>> =
@@ -315,7 +329,9 @@ pub async fn run(
         let end = (next + args.wave.max(1)).min(args.count);
         let mut wave = JoinSet::new();
         for i in next..end {
-            let fut = join_one(args.clone(), server, shared.clone(), i, i / room_size);
+            let node = i % servers.len();
+            let to = servers.get(node).copied().unwrap_or(server);
+            let fut = join_one(args.clone(), to, shared.clone(), i, i / room_size, node);
             wave.spawn(async move { (i, fut.await) });
         }
         while let Some(done) = wave.join_next().await {
@@ -411,17 +427,25 @@ pub async fn run(
     lat.sort_unstable();
     let received = shared.received.lock().map(|n| *n).unwrap_or(0);
     let errors = shared.errors.lock().map(|n| *n).unwrap_or(0);
+    let mut across = shared.across.lock().map(|l| l.clone()).unwrap_or_default();
+    across.sort_unstable();
+    let (across_p50, across_p99) = (percentile(&across, 0.5), percentile(&across, 0.99));
+    let mut all = [lat.as_slice(), across.as_slice()].concat();
+    all.sort_unstable();
     let (p50, p99, max) = (
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-        percentile(&lat, 1.0),
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        percentile(&all, 1.0),
     );
+    let (within_p50, within_p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
     eprintln!(
         "signaling: sent {sent} in {relay_secs:.2} s, received {received}, errors {errors}; latency p50 {p50:.3} ms p99 {p99:.3} ms max {max:.3} ms"
     );
     // Let the closes go out.
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(format!(
-        "joined={joined} refused={refused} failed={failed} join_secs={join_secs:.2} join_rate={join_rate:.1} sent={sent} received={received} errors={errors} relay_secs={relay_secs:.2} p50_ms={p50:.3} p99_ms={p99:.3} max_ms={max:.3}"
+        "joined={joined} refused={refused} failed={failed} join_secs={join_secs:.2} join_rate={join_rate:.1} sent={sent} received={received} errors={errors} relay_secs={relay_secs:.2} p50_ms={p50:.3} p99_ms={p99:.3} max_ms={max:.3} within_p50_ms={within_p50:.3} within_p99_ms={within_p99:.3} across_p50_ms={across_p50:.3} across_p99_ms={across_p99:.3} within_n={} across_n={}",
+        lat.len(),
+        across.len()
     ))
 }

@@ -114,8 +114,11 @@ impl ClusterBus {
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<ClusterBus> {
         let url = with_resp3(url);
-        let client =
-            redis::Client::open(url.as_str()).map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
+        // No Nagle: a publish must not wait for the previous one's ACK.
+        let info = redis::IntoConnectionInfo::into_connection_info(url.as_str())
+            .map_err(|e| anyhow::anyhow!("--redis: {e}"))?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
         let where_ = client.get_connection_info().addr().to_string();
         let (push_tx, push_rx) = mpsc::unbounded_channel();
         let config = ConnectionManagerConfig::new()

@@ -216,10 +216,7 @@ impl Signaling {
 
     /// Cluster mode: the driver's counters (`None`: one node).
     pub fn cluster_stats(&self) -> Option<crate::cluster::ClusterCounters> {
-        self.lock()
-            .cluster
-            .as_ref()
-            .map(|c| c.stats().snapshot())
+        self.lock().cluster.as_ref().map(|c| c.stats().snapshot())
     }
 
     /// Cluster mode: whether Redis is reachable now (`None`: one node).
