@@ -4,16 +4,13 @@
 -- ('<node>-p').
 -- Returns {'ok', version, {member JSON…}} (those left) or {'none'}.
 if redis.call('HDEL', KEYS[1], ARGV[2]) == 0 then return {'none'} end
-local t = redis.call('TIME')
-local v = math.max(tonumber(t[1]) * 1000000 + tonumber(t[2]), tonumber(redis.call('GET', KEYS[3]) or '0') + 1)
-v = string.format('%.0f', v)
+local v = bump(KEYS[3])
 local left = redis.call('HVALS', KEYS[1])
 if #left == 0 then
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
   redis.call('SREM', KEYS[4], ARGV[1])
   redis.call('SREM', KEYS[5], ARGV[1])
 else
-  redis.call('SET', KEYS[3], v)
   local mine = false
   for _, peer in ipairs(redis.call('HKEYS', KEYS[1])) do
     if string.sub(peer, 1, #ARGV[3]) == ARGV[3] then mine = true break end

@@ -12,8 +12,5 @@ for i = 3, #ARGV, 2 do
 end
 redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[1])
-local t = redis.call('TIME')
-local v = math.max(tonumber(t[1]) * 1000000 + tonumber(t[2]), tonumber(redis.call('GET', KEYS[3]) or '0') + 1)
-v = string.format('%.0f', v)
-redis.call('SET', KEYS[3], v)
+local v = bump(KEYS[3])
 return {v, redis.call('HVALS', KEYS[1])}

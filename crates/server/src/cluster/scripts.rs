@@ -75,11 +75,23 @@ impl RoomState {
 impl Scripts {
     pub fn new() -> Self {
         Scripts {
-            admit: Script::new(include_str!("admit.lua")),
-            leave: Script::new(include_str!("leave.lua")),
-            register: Script::new(include_str!("register.lua")),
+            admit: Script::new(concat!(
+                include_str!("version.lua"),
+                include_str!("admit.lua")
+            )),
+            leave: Script::new(concat!(
+                include_str!("version.lua"),
+                include_str!("leave.lua")
+            )),
+            register: Script::new(concat!(
+                include_str!("version.lua"),
+                include_str!("register.lua")
+            )),
             snapshot: Script::new(include_str!("snapshot.lua")),
-            sweep: Script::new(include_str!("sweep.lua")),
+            sweep: Script::new(concat!(
+                include_str!("version.lua"),
+                include_str!("sweep.lua")
+            )),
         }
     }
 

@@ -17,10 +17,7 @@ for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do
         redis.call('DEL', m, p .. 'room:' .. room .. ':pw', p .. 'room:' .. room .. ':v')
         redis.call('SREM', p .. 'rooms', room)
       else
-        local t = redis.call('TIME')
-        local vk = p .. 'room:' .. room .. ':v'
-        local v = math.max(tonumber(t[1]) * 1000000 + tonumber(t[2]), tonumber(redis.call('GET', vk) or '0') + 1)
-        redis.call('SET', vk, string.format('%.0f', v))
+        bump(p .. 'room:' .. room .. ':v')
       end
     end
     redis.call('DEL', p .. 'node:' .. n .. ':rooms')
