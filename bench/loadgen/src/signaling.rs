@@ -438,6 +438,16 @@ pub async fn run(
         percentile(&all, 1.0),
     );
     let (within_p50, within_p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+    let slow = |l: &[u32]| l.iter().filter(|us| **us > 10_000).count();
+    eprintln!(
+        "signaling: over 10 ms: {} of {} within, {} of {} across; max within {:.3} ms, across {:.3} ms",
+        slow(&lat),
+        lat.len(),
+        slow(&across),
+        across.len(),
+        percentile(&lat, 1.0),
+        percentile(&across, 1.0)
+    );
     eprintln!(
         "signaling: sent {sent} in {relay_secs:.2} s, received {received}, errors {errors}; latency p50 {p50:.3} ms p99 {p99:.3} ms max {max:.3} ms"
     );

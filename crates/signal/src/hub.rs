@@ -195,8 +195,9 @@ pub struct Hub {
     next_peer: u64,
     out: VecDeque<Output>,
     draining: bool,
-    /// Cluster mode: when to read every room again after Redis came back.
-    resync_at: Option<Instant>,
+    /// Cluster mode: when to read again the rooms registered after Redis
+    /// came back, and which.
+    resync: Option<(Instant, Vec<Arc<str>>)>,
     peers: u64,
     joins: u64,
     relayed: u64,
@@ -213,7 +214,7 @@ impl Hub {
             next_peer: 1,
             out: VecDeque::new(),
             draining: false,
-            resync_at: None,
+            resync: None,
             peers: 0,
             joins: 0,
             relayed: 0,
@@ -397,7 +398,7 @@ impl Hub {
                 };
                 ping.min(c.last_seen + self.config.idle_timeout)
             })
-            .chain(self.resync_at)
+            .chain(self.resync.as_ref().map(|(at, _)| *at))
             .min()
     }
 

@@ -108,13 +108,16 @@ impl Hub {
 
     /// Redis is reachable again (or it declared this node gone): every room
     /// with members here is registered again, and read again once the
-    /// other nodes had [`RESYNC_GRACE`] to do the same.
+    /// other nodes had [`RESYNC_GRACE`] to do the same. Only those rooms:
+    /// one joined later came with a fresh snapshot (at the first connect,
+    /// none is read again).
     pub fn handle_cluster_up(&mut self, now: Instant) {
         let Some(node) = self.config.node.clone() else {
             return;
         };
         let mut rooms: Vec<Arc<str>> = self.rooms.keys().cloned().collect();
         rooms.sort();
+        let mut registered = Vec::new();
         for room in rooms {
             let members = self.local_members(&room, &node);
             if members.is_empty() {
@@ -122,23 +125,35 @@ impl Hub {
             }
             let password = self.rooms.get(&room).and_then(|r| r.password.clone());
             self.out.push_back(Output::Cluster(ClusterOutput::Register {
-                room,
+                room: room.clone(),
                 password,
                 members,
             }));
+            registered.push(room);
         }
-        self.resync_at = Some(now + RESYNC_GRACE);
+        // A resync still due keeps its rooms too.
+        if let Some((_, earlier)) = self.resync.take() {
+            registered.extend(earlier);
+            registered.sort();
+            registered.dedup();
+        }
+        if !registered.is_empty() {
+            self.resync = Some((now + RESYNC_GRACE, registered));
+        }
     }
 
     /// The resync after [`Hub::handle_cluster_up`], when due.
     pub(super) fn resync_if_due(&mut self, now: Instant) {
-        if self.resync_at.is_none_or(|t| now < t) {
+        if self.resync.as_ref().is_none_or(|(at, _)| now < *at) {
             return;
         }
-        self.resync_at = None;
-        let mut rooms: Vec<Arc<str>> = self.rooms.keys().cloned().collect();
-        rooms.sort();
+        let Some((_, rooms)) = self.resync.take() else {
+            return;
+        };
         for room in rooms {
+            if !self.rooms.contains_key(&room) {
+                continue;
+            }
             self.out
                 .push_back(Output::Cluster(ClusterOutput::Snapshot { room }));
         }

@@ -444,3 +444,33 @@ fn after_redis_returns_members_are_put_back_and_stale_ones_go_after_the_grace() 
         [ServerMessage::PeerLeft { id, .. }] if id.0 == "n1-p2"
     ));
 }
+
+#[test]
+fn rooms_joined_after_redis_came_up_are_not_read_again() {
+    let mut c = Cluster::new(2, HubConfig::default());
+    // The first connect: nothing to register, so nothing to read later.
+    c.hubs[0].handle_cluster_up(c.now);
+    c.join(0, 1, "r", "Ann");
+    c.join(1, 1, "r", "Ben");
+    c.settle();
+    let later = c.now + RESYNC_GRACE;
+    c.hubs[0].handle_timeout(later);
+    let mut snapshots = 0;
+    while let Some(out) = c.hubs[0].poll_output() {
+        if matches!(out, Output::Cluster(ClusterOutput::Snapshot { .. })) {
+            snapshots += 1;
+        }
+    }
+    assert_eq!(snapshots, 0, "a room admitted with a snapshot is current");
+    // Redis back after a loss: the room this node registered is read once.
+    c.hubs[0].handle_cluster_up(later);
+    c.settle();
+    c.hubs[0].handle_timeout(later + RESYNC_GRACE);
+    let mut read = Vec::new();
+    while let Some(out) = c.hubs[0].poll_output() {
+        if let Output::Cluster(ClusterOutput::Snapshot { room }) = out {
+            read.push(room.to_string());
+        }
+    }
+    assert_eq!(read, vec!["r".to_owned()]);
+}
