@@ -147,6 +147,8 @@ struct Room {
     members: Vec<ConnId>,
     /// Where the room's media flows now.
     mode: RoomMode,
+    /// Cluster mode, in SFU mode: the node running its session.
+    sfu_at: Option<NodeId>,
     /// Cluster mode: its members on other nodes.
     cluster: cluster_requests::RoomCluster,
 }
@@ -617,9 +619,11 @@ impl Hub {
             return;
         };
         if room.mode == RoomMode::Sfu {
-            self.out.push_back(Output::Sfu(SfuCommand::Leave {
+            let at = room.sfu_at.clone();
+            let leave = SfuCommand::Leave {
                 peer: member.peer.id.clone(),
-            }));
+            };
+            self.send_to_session(&member.room, at.as_ref(), leave);
         }
         let Some(room) = self.rooms.get_mut(&member.room) else {
             return;

@@ -24,6 +24,7 @@ pub use limit::{RateLimit, TokenBucket};
 pub use protocol::{
     ClientMessage, IceServer, IceServers, LeaveReason, MAX_NAME_CHARS, MAX_NODE_ID_LEN,
     MAX_ROOM_LEN, MAX_VIEW_WIDTH, Member, NodeId, NodeMessage, NodeMessageError, PROTOCOL_VERSION,
-    PeerId, PeerInfo, RawData, RelayKind, RoomMode, ServerMessage, SharedIceServer, TurnCredential,
-    check_name, check_room, parse_client_message, parse_node_message, parse_server_message,
+    PeerId, PeerInfo, RawData, RelayKind, RoomMode, ServerMessage, SfuRequest, SharedIceServer,
+    TurnCredential, check_name, check_room, parse_client_message, parse_node_message,
+    parse_server_message,
 };

@@ -187,9 +187,6 @@ pub fn hub_config(ctx: &HttpContext) -> HubConfig {
             .as_deref()
             .map(signal::token::Secret::new),
         sfu: match (ctx.config.sfu, ctx.config.sfu_listen.0) {
-            // A room spanning nodes has no one SFU yet: cluster rooms
-            // stay peer to peer (docs/cluster.md).
-            _ if ctx.config.redis.is_some() => SfuPolicy::Never,
             (_, None) | (SfuMode::Never, _) => SfuPolicy::Never,
             (SfuMode::Auto, Some(_)) => SfuPolicy::Auto,
             (SfuMode::Always, Some(_)) => SfuPolicy::Always,
@@ -267,7 +264,7 @@ fn router(
             signaling.attach_sfu(socket, sfu_config(&ctx.config), ctx.config.external_ip)
         });
         match attached {
-            Ok(addr) => tracing::info!("SFU media on udp {addr}"),
+            Ok(addr) => println!("Switchboard SFU: media on udp {addr}"),
             Err(e) => {
                 tracing::error!("SFU not started on {listen} ({e:#}); rooms stay peer to peer");
                 signaling.disable_sfu();

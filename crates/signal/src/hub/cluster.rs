@@ -76,6 +76,12 @@ impl Hub {
                 data,
             } => self.relay_in(&room, from, &to, kind, data),
             NodeMessage::NodeGone { node } => self.node_gone(&node),
+            NodeMessage::ToSfu {
+                room,
+                peer,
+                request,
+            } => self.sfu_request_in(&room, peer, request),
+            NodeMessage::FromSfu { peer, data } => self.sfu_signal_to_member(&peer, data),
             NodeMessage::Joined { ref room, .. } | NodeMessage::Left { ref room, .. } => {
                 let Some(r) = self.rooms.get_mut(room.as_str()) else {
                     return;
@@ -431,7 +437,10 @@ impl Hub {
                 let key = key.clone();
                 self.remove_remote(&key, |m| m.peer.id == peer, reason);
             }
-            NodeMessage::Relay { .. } | NodeMessage::NodeGone { .. } => {}
+            NodeMessage::Relay { .. }
+            | NodeMessage::NodeGone { .. }
+            | NodeMessage::ToSfu { .. }
+            | NodeMessage::FromSfu { .. } => {}
         }
     }
 

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::*;
 use crate::error::{ErrorCode, SignalError};
-use crate::hub::HubConfig;
+use crate::hub::{HubConfig, SfuCommand, SfuPolicy};
+use crate::protocol::RoomMode;
 use serde_json::json;
 
 const UNIX_NOW: u64 = 1_800_000_000;
@@ -71,6 +72,8 @@ struct Cluster {
     now: Instant,
     /// Everything each node sent to its connections: (node, conn, message).
     sent: Vec<(usize, ConnId, ServerMessage)>,
+    /// What each node told its SFU: (node, command).
+    sfu: Vec<(usize, SfuCommand)>,
 }
 
 impl Cluster {
@@ -88,6 +91,7 @@ impl Cluster {
             redis: RedisModel::default(),
             now: Instant::now(),
             sent: Vec::new(),
+            sfu: Vec::new(),
         }
     }
 
@@ -199,7 +203,8 @@ impl Cluster {
                     .unwrap_or_default();
                 self.hubs[i].handle_room_snapshot(&room, v, all, true);
             }
-            Output::Ping { .. } | Output::Close { .. } | Output::Sfu(_) => {}
+            Output::Sfu(command) => self.sfu.push((i, command)),
+            Output::Ping { .. } | Output::Close { .. } => {}
         }
     }
 
@@ -473,4 +478,134 @@ fn rooms_joined_after_redis_came_up_are_not_read_again() {
         }
     }
     assert_eq!(read, vec!["r".to_owned()]);
+}
+
+/// Who joined (`Some(conn)`: local) and left each node's SFU, in order.
+fn sfu_log(c: &mut Cluster) -> Vec<(usize, String)> {
+    std::mem::take(&mut c.sfu)
+        .into_iter()
+        .map(|(i, cmd)| {
+            let what = match cmd {
+                SfuCommand::Join { conn, peer, .. } => {
+                    format!(
+                        "join {} {}",
+                        peer.0,
+                        if conn.is_some() { "here" } else { "remote" }
+                    )
+                }
+                SfuCommand::Signal { peer, .. } => format!("signal {}", peer.0),
+                SfuCommand::View { peer, of, width } => format!("view {} {} {width}", peer.0, of.0),
+                SfuCommand::Leave { peer } => format!("leave {}", peer.0),
+            };
+            (i, what)
+        })
+        .collect()
+}
+
+fn modes(msgs: &[ServerMessage]) -> Vec<RoomMode> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMessage::Mode { mode } => Some(*mode),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_sfu_room_across_nodes_runs_on_one_node_and_moves_when_it_empties() {
+    let mut c = Cluster::new(
+        3,
+        HubConfig {
+            sfu: SfuPolicy::Auto,
+            ..HubConfig::default()
+        },
+    );
+    for (node, name) in [(1, "Ann"), (2, "Ben"), (0, "Cleo")] {
+        c.connect(node, 1);
+        c.text(
+            node,
+            1,
+            json!({"type":"join","v":1,"room":"r","name":name,"features":["sfu"]}),
+        );
+    }
+    // Three members: the room moves to the SFU of the least node, n0.
+    for node in 0..3 {
+        assert_eq!(modes(&c.take(node, 1)), vec![RoomMode::Sfu], "node {node}");
+    }
+    let mut log = sfu_log(&mut c);
+    log.sort();
+    assert_eq!(
+        log,
+        vec![
+            (0, "join n0-p1 here".to_owned()),
+            (0, "join n1-p1 remote".to_owned()),
+            (0, "join n2-p1 remote".to_owned()),
+        ]
+    );
+    // Ann's offer and view reach n0's SFU; its answer comes back to her.
+    c.text(
+        1,
+        1,
+        json!({"type":"sfu","data":{"type":"offer","sdp":"v=0"}}),
+    );
+    c.text(1, 1, json!({"type":"view","peer":"n2-p1","width":320}));
+    assert_eq!(
+        sfu_log(&mut c),
+        vec![
+            (0, "signal n1-p1".to_owned()),
+            (0, "view n1-p1 n2-p1 320".to_owned())
+        ]
+    );
+    let answer = RawData::from_json(r#"{"type":"answer","sdp":"v=0"}"#).unwrap();
+    c.hubs[0].handle_sfu_signal(&PeerId("n1-p1".into()), answer);
+    c.settle();
+    assert!(matches!(
+        c.take(1, 1).as_slice(),
+        [ServerMessage::Sfu { data }] if data.get().contains("answer")
+    ));
+    // Cleo (the only member on n0) leaves: three would be too few anyway,
+    // so a fourth joins first, on n2; then the session moves to n1.
+    c.connect(2, 2);
+    c.text(
+        2,
+        2,
+        json!({"type":"join","v":1,"room":"r","name":"Dan","features":["sfu"]}),
+    );
+    assert_eq!(sfu_log(&mut c), vec![(0, "join n2-p2 remote".to_owned())]);
+    assert_eq!(modes(&c.take(2, 2)), vec![RoomMode::Sfu]);
+    c.hubs[0].handle_disconnect(ConnId(1));
+    c.settle();
+    let mut log = sfu_log(&mut c);
+    log.sort();
+    assert_eq!(
+        log,
+        vec![
+            (0, "leave n0-p1".to_owned()),
+            (0, "leave n1-p1".to_owned()),
+            (0, "leave n2-p1".to_owned()),
+            (0, "leave n2-p2".to_owned()),
+            (1, "join n1-p1 here".to_owned()),
+            (1, "join n2-p1 remote".to_owned()),
+            (1, "join n2-p2 remote".to_owned()),
+        ]
+    );
+    // Everyone left offers again, to the new session.
+    assert_eq!(modes(&c.take(1, 1)), vec![RoomMode::Sfu]);
+    assert_eq!(modes(&c.take(2, 1)), vec![RoomMode::Sfu]);
+    assert_eq!(modes(&c.take(2, 2)), vec![RoomMode::Sfu]);
+    // Down to two: peer to peer again, and out of n1's SFU.
+    c.hubs[2].handle_disconnect(ConnId(2));
+    c.settle();
+    let mut log = sfu_log(&mut c);
+    log.sort();
+    assert_eq!(
+        log,
+        vec![
+            (1, "leave n1-p1".to_owned()),
+            (1, "leave n2-p1".to_owned()),
+            (1, "leave n2-p2".to_owned()),
+        ]
+    );
+    assert_eq!(modes(&c.take(1, 1)), vec![RoomMode::P2p]);
+    assert_eq!(modes(&c.take(2, 1)), vec![RoomMode::P2p]);
 }

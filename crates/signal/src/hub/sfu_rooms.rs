@@ -10,12 +10,22 @@
 //! gets `mode` right after `joined`. Rooms that may use the SFU are limited
 //! by [`HubConfig::sfu_room_size`](super::HubConfig::sfu_room_size)
 //! instead of the mesh's room size.
+//!
+//! Cluster mode: the mode follows from all the room's members, on every
+//! node, so each node computes the same. The session runs on one node, the
+//! least node id among the members' nodes (LiveKit keeps a room on one
+//! node too); each node sends its own members' commands there, as
+//! [`NodeMessage::ToSfu`] when it is another, and that node's SFU answers
+//! them as [`NodeMessage::FromSfu`]. When the session's node has no member
+//! left (they left, or it died), the next one takes over: every member is
+//! told `mode` `sfu` again and offers to the new node's SFU.
 
 use std::sync::Arc;
 
+use super::ClusterOutput;
 use super::{ConnId, Hub, Output, Room};
 use crate::error::SignalError;
-use crate::protocol::{PeerId, RawData, RoomMode, ServerMessage};
+use crate::protocol::{NodeId, NodeMessage, PeerId, RawData, RoomMode, ServerMessage, SfuRequest};
 
 /// `--sfu`: when rooms use the SFU.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,8 +61,9 @@ pub enum SfuCommand {
     /// address it reached) takes part in `room` through the SFU; its offer
     /// follows as a `Signal`.
     Join {
-        /// The member's signaling connection.
-        conn: ConnId,
+        /// The member's signaling connection (`None`: it is on another
+        /// node, and reaches this SFU at its public address).
+        conn: Option<ConnId>,
         /// The member.
         peer: PeerId,
         /// Its room.
@@ -102,16 +113,23 @@ impl Hub {
         }
     }
 
-    /// Recomputes `room`'s mode after a join (`newcomer`) or a leave, and
-    /// tells its members and the SFU what changed.
+    /// Recomputes `room`'s mode (and in cluster mode the node running its
+    /// session) after a join (`newcomer`) or a leave, and tells its members
+    /// and the SFU what changed.
     pub(super) fn update_mode(&mut self, room: &Arc<str>, newcomer: Option<ConnId>) {
         let Some(r) = self.rooms.get(room) else {
             return;
         };
-        let all_capable = r.members.iter().all(|m| self.is_capable(*m));
-        let want = self.config.sfu.mode(r.members.len(), all_capable);
-        let (was, members) = (r.mode, r.members.clone());
-        if want == was {
+        let all_capable =
+            r.members.iter().all(|m| self.is_capable(*m)) && r.cluster.remote.iter().all(|m| m.sfu);
+        let count = r.members.len() + r.cluster.remote.len();
+        let want = self.config.sfu.mode(count, all_capable);
+        let at = match want {
+            RoomMode::Sfu => self.session_node(r),
+            RoomMode::P2p => None,
+        };
+        let (was, was_at, members) = (r.mode, r.sfu_at.clone(), r.members.clone());
+        if want == was && at == was_at {
             if let (RoomMode::Sfu, Some(conn)) = (want, newcomer) {
                 self.enter_sfu(conn, room);
             }
@@ -119,25 +137,89 @@ impl Hub {
         }
         if let Some(r) = self.rooms.get_mut(room) {
             r.mode = want;
+            r.sfu_at = at;
         }
         for conn in members {
-            match want {
-                RoomMode::Sfu => self.enter_sfu(conn, room),
-                // A newcomer was never in the SFU; P2P is what it assumes.
-                RoomMode::P2p if Some(conn) == newcomer => {}
-                RoomMode::P2p => {
-                    self.send(
-                        conn,
-                        ServerMessage::Mode {
-                            mode: RoomMode::P2p,
-                        },
-                    );
-                    if let Some(peer) = self.peer_id(conn) {
-                        self.out.push_back(Output::Sfu(SfuCommand::Leave { peer }));
-                    }
-                }
+            // A newcomer was never in the SFU; P2P is what it assumes.
+            let was_in = was == RoomMode::Sfu && Some(conn) != newcomer;
+            if want == RoomMode::P2p && was_in {
+                self.send(
+                    conn,
+                    ServerMessage::Mode {
+                        mode: RoomMode::P2p,
+                    },
+                );
+            }
+            if was_in && let Some(peer) = self.peer_id(conn) {
+                self.send_to_session(room, was_at.as_ref(), SfuCommand::Leave { peer });
+            }
+            if want == RoomMode::Sfu {
+                self.enter_sfu(conn, room);
             }
         }
+    }
+
+    /// The node to run `r`'s session (cluster mode): the least of its
+    /// members' nodes.
+    fn session_node(&self, r: &Room) -> Option<NodeId> {
+        let here = self.config.node.as_ref().filter(|_| !r.members.is_empty());
+        r.cluster
+            .remote
+            .iter()
+            .map(|m| &m.node)
+            .chain(here)
+            .min()
+            .cloned()
+    }
+
+    /// Sends `command` to the SFU running `room`'s session at `at`: this
+    /// node's (`None`, or this node), or another node's through the cluster.
+    pub(super) fn send_to_session(
+        &mut self,
+        room: &Arc<str>,
+        at: Option<&NodeId>,
+        command: SfuCommand,
+    ) {
+        let Some(node) = at.filter(|n| Some(*n) != self.config.node.as_ref()) else {
+            self.out.push_back(Output::Sfu(command));
+            return;
+        };
+        let (peer, request) = match command {
+            SfuCommand::Join { peer, .. } => (peer, SfuRequest::Join),
+            SfuCommand::Signal { peer, data } => (peer, SfuRequest::Signal { data }),
+            SfuCommand::View { peer, of, width } => (peer, SfuRequest::View { of, width }),
+            SfuCommand::Leave { peer } => (peer, SfuRequest::Leave),
+        };
+        self.out.push_back(Output::Cluster(ClusterOutput::Publish {
+            node: node.clone(),
+            message: NodeMessage::ToSfu {
+                room: room.to_string(),
+                peer,
+                request,
+            },
+        }));
+    }
+
+    /// A member on another node acts in a session this node runs: its
+    /// command goes to this node's SFU, if the room is known here.
+    pub(super) fn sfu_request_in(&mut self, room: &str, peer: PeerId, request: SfuRequest) {
+        let Some(key) = self.rooms.get_key_value(room).map(|(k, _)| k.clone()) else {
+            if request == SfuRequest::Leave {
+                self.out.push_back(Output::Sfu(SfuCommand::Leave { peer }));
+            }
+            return;
+        };
+        let command = match request {
+            SfuRequest::Join => SfuCommand::Join {
+                conn: None,
+                peer,
+                room: key,
+            },
+            SfuRequest::Signal { data } => SfuCommand::Signal { peer, data },
+            SfuRequest::View { of, width } => SfuCommand::View { peer, of, width },
+            SfuRequest::Leave => SfuCommand::Leave { peer },
+        };
+        self.out.push_back(Output::Sfu(command));
     }
 
     /// `sfu` from a member: its SDP goes to the SFU.
@@ -146,23 +228,41 @@ impl Hub {
         conn: ConnId,
         data: RawData,
     ) -> Result<(), SignalError> {
-        let peer = self.sfu_member(conn)?;
-        self.out
-            .push_back(Output::Sfu(SfuCommand::Signal { peer, data }));
+        let (room, at, peer) = self.sfu_member(conn)?;
+        self.send_to_session(&room, at.as_ref(), SfuCommand::Signal { peer, data });
         Ok(())
     }
 
     /// `view` from a member: the tile size it shows `of` at goes to the SFU.
     pub(super) fn view(&mut self, conn: ConnId, of: PeerId, width: u32) -> Result<(), SignalError> {
-        let peer = self.sfu_member(conn)?;
-        self.out
-            .push_back(Output::Sfu(SfuCommand::View { peer, of, width }));
+        let (room, at, peer) = self.sfu_member(conn)?;
+        self.send_to_session(&room, at.as_ref(), SfuCommand::View { peer, of, width });
         Ok(())
     }
 
-    /// SDP from the SFU for `peer`: sent to it as `sfu` if it is still a
-    /// member of a room in SFU mode, else dropped (it left meanwhile).
+    /// SDP from this node's SFU for `peer`: sent to it as `sfu` if it is
+    /// still a member of a room in SFU mode, here or (cluster mode) on the
+    /// node its member entry names, else dropped (it left meanwhile).
     pub fn handle_sfu_signal(&mut self, peer: &PeerId, data: RawData) {
+        let remote = self.rooms.values().find_map(|r| {
+            let m = r.cluster.remote.iter().find(|m| m.peer.id == *peer)?;
+            (r.mode == RoomMode::Sfu).then(|| m.node.clone())
+        });
+        if let Some(node) = remote {
+            self.out.push_back(Output::Cluster(ClusterOutput::Publish {
+                node,
+                message: NodeMessage::FromSfu {
+                    peer: peer.clone(),
+                    data,
+                },
+            }));
+            return;
+        }
+        self.sfu_signal_to_member(peer, data);
+    }
+
+    /// SDP of an SFU for `peer`, a member here, as `sfu`.
+    pub(super) fn sfu_signal_to_member(&mut self, peer: &PeerId, data: RawData) {
         let conn = self.conns.iter().find_map(|(id, c)| {
             let m = c.member.as_ref()?;
             let in_sfu = self
@@ -183,24 +283,29 @@ impl Hub {
                 mode: RoomMode::Sfu,
             },
         );
+        let at = self.rooms.get(room).and_then(|r| r.sfu_at.clone());
         if let Some(peer) = self.peer_id(conn) {
-            self.out.push_back(Output::Sfu(SfuCommand::Join {
-                conn,
+            let join = SfuCommand::Join {
+                conn: Some(conn),
                 peer,
                 room: room.clone(),
-            }));
+            };
+            self.send_to_session(room, at.as_ref(), join);
         }
     }
 
-    /// The peer id of `conn` if its room is in SFU mode.
-    fn sfu_member(&self, conn: ConnId) -> Result<PeerId, SignalError> {
+    /// The room of `conn`, where its session runs and its peer id, if its
+    /// room is in SFU mode.
+    fn sfu_member(&self, conn: ConnId) -> Result<(Arc<str>, Option<NodeId>, PeerId), SignalError> {
         let m = self
             .conns
             .get(&conn)
             .and_then(|c| c.member.as_ref())
             .ok_or(SignalError::NotSfu)?;
-        match self.rooms.get(&m.room) {
-            Some(r) if r.mode == RoomMode::Sfu => Ok(m.peer.id.clone()),
+        match self.rooms.get_key_value(&m.room) {
+            Some((key, r)) if r.mode == RoomMode::Sfu => {
+                Ok((key.clone(), r.sfu_at.clone(), m.peer.id.clone()))
+            }
             _ => Err(SignalError::NotSfu),
         }
     }

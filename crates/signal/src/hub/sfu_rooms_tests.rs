@@ -48,7 +48,7 @@ fn mode(to: u64, mode: RoomMode) -> Output {
 
 fn sfu_join(conn: u64) -> Output {
     Output::Sfu(SfuCommand::Join {
-        conn: ConnId(conn),
+        conn: Some(ConnId(conn)),
         peer: peer(conn),
         room: "r".into(),
     })

@@ -26,7 +26,7 @@ mod server;
 pub use client::{ClientMessage, check_name, check_room, parse_client_message};
 pub use ice::{IceServer, IceServers, SharedIceServer, TurnCredential};
 pub use node::{
-    MAX_NODE_ID_LEN, Member, NodeId, NodeMessage, NodeMessageError, parse_node_message,
+    MAX_NODE_ID_LEN, Member, NodeId, NodeMessage, NodeMessageError, SfuRequest, parse_node_message,
 };
 pub use server::{ServerMessage, parse_server_message};
 

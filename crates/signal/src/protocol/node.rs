@@ -8,7 +8,10 @@
 //! [`NodeMessage::Joined`] or [`NodeMessage::Left`], carrying the version
 //! the script returned, so that a node still waiting for its own admission
 //! can tell which events its snapshot already holds. What one peer relays
-//! to a peer on another node travels as [`NodeMessage::Relay`].
+//! to a peer on another node travels as [`NodeMessage::Relay`]. A room in
+//! SFU mode has its session on one node (see `hub::sfu_rooms`); members on
+//! other nodes reach it with [`NodeMessage::ToSfu`], and its SDP comes back
+//! as [`NodeMessage::FromSfu`].
 //!
 //! Read strictly ([`parse_node_message`]): a message that is not exactly one
 //! of these is dropped by the receiving node and counted, never half-applied.
@@ -121,6 +124,47 @@ pub enum NodeMessage {
         /// The node.
         node: NodeId,
     },
+    /// To the node running `room`'s SFU session: what `peer`, a member on
+    /// the sending node, does in it.
+    ToSfu {
+        /// The room.
+        room: String,
+        /// The member.
+        peer: PeerId,
+        /// What it does.
+        request: SfuRequest,
+    },
+    /// From the node running the SFU session: SDP of its SFU for `peer`, a
+    /// member on the receiving node (sent to it as `sfu`).
+    FromSfu {
+        /// The member.
+        peer: PeerId,
+        /// `{"type": "offer"|"answer", "sdp": …}`.
+        data: RawData,
+    },
+}
+
+/// What a member on another node does in an SFU session
+/// ([`NodeMessage::ToSfu`]); the hub's `SfuCommand`s, named by peer id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SfuRequest {
+    /// It takes part; its offer follows.
+    Join,
+    /// Its SDP, as it sent it.
+    Signal {
+        /// `{"type": "offer"|"answer", "sdp": …}`.
+        data: RawData,
+    },
+    /// It shows `of`'s video `width` CSS pixels wide (0: not shown).
+    View {
+        /// The publisher.
+        of: PeerId,
+        /// Tile width.
+        width: u32,
+    },
+    /// It is out of the session.
+    Leave,
 }
 
 impl NodeMessage {
@@ -185,6 +229,35 @@ mod tests {
             NodeMessage::NodeGone {
                 node: NodeId::new("n3").unwrap(),
             },
+            NodeMessage::ToSfu {
+                room: "r".into(),
+                peer: PeerId("n1-p1".into()),
+                request: SfuRequest::Join,
+            },
+            NodeMessage::ToSfu {
+                room: "r".into(),
+                peer: PeerId("n1-p1".into()),
+                request: SfuRequest::Signal {
+                    data: RawData::from_json(r#"{"type":"offer","sdp":"v=0"}"#).unwrap(),
+                },
+            },
+            NodeMessage::ToSfu {
+                room: "r".into(),
+                peer: PeerId("n1-p1".into()),
+                request: SfuRequest::View {
+                    of: PeerId("n2-p1".into()),
+                    width: 320,
+                },
+            },
+            NodeMessage::ToSfu {
+                room: "r".into(),
+                peer: PeerId("n1-p1".into()),
+                request: SfuRequest::Leave,
+            },
+            NodeMessage::FromSfu {
+                peer: PeerId("n1-p1".into()),
+                data: RawData::from_json(r#"{"type":"answer","sdp":"v=0"}"#).unwrap(),
+            },
         ];
         for m in messages {
             let text = m.to_json();
@@ -208,6 +281,8 @@ mod tests {
             r#"{"node-gone":{"node":"a"},"left":{}}"#,
             r#"{"left":{"room":"r","version":-1,"peer":"p","reason":"left"}}"#,
             r#"{"relay":{"room":"r","from":"a","to":"b","kind":"shout","data":1}}"#,
+            r#"{"to-sfu":{"room":"r","peer":"a-p1","request":"dance"}}"#,
+            r#"{"to-sfu":{"room":"r","peer":"a-p1","request":{"view":{"of":"b-p1","width":-1}}}}"#,
         ] {
             assert!(parse_node_message(bad).is_err(), "{bad}");
         }

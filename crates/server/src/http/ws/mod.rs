@@ -376,7 +376,9 @@ impl Shared {
         };
         let command = match command {
             SfuCommand::Join { conn, peer, room } => {
-                let via = self.outboxes.get(&conn).and_then(|o| o.via);
+                // A member on another node: its SFU media comes to this
+                // node's public address (--external-ip or the bound one).
+                let via = conn.and_then(|c| self.outboxes.get(&c)).and_then(|o| o.via);
                 sfu_server::Command::Join {
                     peer: peer.0,
                     room: room.to_string(),
