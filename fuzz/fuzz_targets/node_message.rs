@@ -28,6 +28,6 @@ fuzz_target!(|data: &[u8]| {
         now,
         0,
     );
-    hub.handle_node_message(message);
+    hub.handle_node_message(message, now);
     while hub.poll_output().is_some() {}
 });

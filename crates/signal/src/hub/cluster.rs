@@ -65,8 +65,8 @@ impl Hub {
         self.forget_if_empty(&room);
     }
 
-    /// A message from another node.
-    pub fn handle_node_message(&mut self, message: NodeMessage) {
+    /// A message from another node, at `now`.
+    pub fn handle_node_message(&mut self, message: NodeMessage, now: Instant) {
         match message {
             NodeMessage::Relay {
                 room,
@@ -75,7 +75,7 @@ impl Hub {
                 kind,
                 data,
             } => self.relay_in(&room, from, &to, kind, data),
-            NodeMessage::NodeGone { node } => self.node_gone(&node),
+            NodeMessage::NodeGone { node } => self.node_gone(&node, now),
             NodeMessage::ToSfu {
                 room,
                 peer,
@@ -481,10 +481,10 @@ impl Hub {
         }
     }
 
-    fn node_gone(&mut self, node: &NodeId) {
+    fn node_gone(&mut self, node: &NodeId, now: Instant) {
         if Some(node) == self.config.node.as_ref() {
             // Declared gone while cut off: put our members back.
-            self.handle_cluster_up(Instant::now());
+            self.handle_cluster_up(now);
             return;
         }
         let mut rooms: Vec<Arc<str>> = self.rooms.keys().cloned().collect();

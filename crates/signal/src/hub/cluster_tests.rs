@@ -115,7 +115,7 @@ impl Cluster {
             if let Some((to, m)) = self.redis.bus.pop_front() {
                 busy = true;
                 if let Some(hub) = self.hubs.get_mut(Self::node_index(&to)) {
-                    hub.handle_node_message(m);
+                    hub.handle_node_message(m, self.now);
                 }
             }
             if !busy {
@@ -397,9 +397,12 @@ fn a_dead_nodes_peers_are_announced_gone() {
     c.join(1, 1, "r", "Ben");
     c.join(1, 2, "r", "Cleo");
     c.take(0, 1);
-    c.hubs[0].handle_node_message(NodeMessage::NodeGone {
-        node: NodeId::new("n1").unwrap(),
-    });
+    c.hubs[0].handle_node_message(
+        NodeMessage::NodeGone {
+            node: NodeId::new("n1").unwrap(),
+        },
+        c.now,
+    );
     c.settle();
     let left: Vec<String> = c
         .take(0, 1)
@@ -411,9 +414,12 @@ fn a_dead_nodes_peers_are_announced_gone() {
         .collect();
     assert_eq!(left, vec!["n1-p1".to_owned(), "n1-p2".to_owned()]);
     // Told again: nothing more.
-    c.hubs[0].handle_node_message(NodeMessage::NodeGone {
-        node: NodeId::new("n1").unwrap(),
-    });
+    c.hubs[0].handle_node_message(
+        NodeMessage::NodeGone {
+            node: NodeId::new("n1").unwrap(),
+        },
+        c.now,
+    );
     c.settle();
     assert!(c.take(0, 1).is_empty());
 }

@@ -199,7 +199,7 @@ impl Signaling {
             };
             signaling.with_hub(|hub| match input {
                 ClusterInput::Admission(ticket, answer) => hub.handle_admission(ticket, answer),
-                ClusterInput::Node(message) => hub.handle_node_message(message),
+                ClusterInput::Node(message) => hub.handle_node_message(message, Instant::now()),
                 ClusterInput::Snapshot {
                     room,
                     version,
