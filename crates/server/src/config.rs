@@ -275,6 +275,22 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_REDIS")]
     pub redis: Option<String>,
 
+    /// Cluster mode over TLS (`rediss://`): the CA certificate (PEM) that
+    /// signed Redis's certificate, trusted instead of the system's CAs
+    /// (for a Redis with a certificate of your own).
+    #[arg(long, env = "SWITCHBOARD_REDIS_CA", requires = "redis")]
+    pub redis_ca: Option<PathBuf>,
+
+    /// Cluster mode over TLS: the client certificate (PEM) this node shows
+    /// a Redis that asks for one (Redis's `tls-auth-clients yes`, its
+    /// default). Needs `--redis-key`.
+    #[arg(long, env = "SWITCHBOARD_REDIS_CERT", requires_all = ["redis", "redis_key"])]
+    pub redis_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of `--redis-cert`.
+    #[arg(long, env = "SWITCHBOARD_REDIS_KEY", requires = "redis_cert")]
+    pub redis_key: Option<PathBuf>,
+
     /// Cluster mode: this node's id (letters, digits, `_`; unique in the
     /// cluster). Unset: a random one at every start.
     #[arg(long, env = "SWITCHBOARD_NODE_ID")]
@@ -474,6 +490,9 @@ impl Config {
             max_ws_per_ip,
             max_rooms,
             redis,
+            redis_ca,
+            redis_cert,
+            redis_key,
             node_id,
             tls_cert,
             tls_key,
@@ -500,7 +519,20 @@ impl Config {
         {
             bail!("--node-id takes 1-32 letters, digits or '_', got {id:?}");
         }
+        if let Some(url) = &self.redis {
+            // Checked here so that a typo stops the start, not every join.
+            crate::cluster::check_url(url, &self.redis_tls())?;
+        }
         Ok(())
+    }
+
+    /// The files a `rediss://` connection uses (none: the system's CAs).
+    pub fn redis_tls(&self) -> crate::cluster::RedisTls {
+        crate::cluster::RedisTls {
+            ca: self.redis_ca.clone(),
+            cert: self.redis_cert.clone(),
+            key: self.redis_key.clone(),
+        }
     }
 
     /// A TOML configuration file listing every option: its help text, its

@@ -86,6 +86,62 @@ fn a_bad_value_is_refused_clearly() {
 }
 
 #[test]
+fn a_bad_redis_url_or_ca_stops_the_start_in_one_line() {
+    let not_pem = std::env::temp_dir().join(format!("switchboard-not-pem-{}", std::process::id()));
+    std::fs::write(&not_pem, "not a certificate\n").unwrap();
+    let not_pem = not_pem.to_str().unwrap().to_owned();
+    let cases = [
+        (vec!["--redis", "redis//127.0.0.1:1"], "--redis: "),
+        (
+            vec!["--redis", "redis://127.0.0.1:1", "--redis-ca", &not_pem],
+            "must start with rediss://",
+        ),
+        (
+            vec!["--redis", "rediss://127.0.0.1:1", "--redis-ca", &not_pem],
+            "no PEM certificate",
+        ),
+        (
+            vec![
+                "--redis",
+                "rediss://127.0.0.1:1",
+                "--redis-ca",
+                "/nonexistent/ca.pem",
+            ],
+            "--redis-ca /nonexistent/ca.pem: ",
+        ),
+        (
+            vec![
+                "--redis",
+                "rediss://127.0.0.1:1",
+                "--redis-cert",
+                &not_pem,
+                "--redis-key",
+                &not_pem,
+            ],
+            "--redis-cert",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = run(switchboard()
+            .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--turn-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--metrics-listen", "off"])
+            .args(&args));
+        assert!(!out.status.success(), "{args:?} started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("switchboard: ") && err.contains(says),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.lines().count() == 1 && !err.contains("backtrace"),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_file(&not_pem);
+}
+
+#[test]
 fn invite_prints_a_link_with_the_token_in_the_fragment() {
     let out = run(switchboard().args([
         "--join-secret",

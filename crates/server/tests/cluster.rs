@@ -8,6 +8,7 @@
 mod support;
 mod ws_client;
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,9 +28,36 @@ impl Redis {
     }
 
     fn on(port: u16) -> Redis {
+        Redis::spawn(port, &["--port", &port.to_string()])
+    }
+
+    /// TLS only, with the certificate in `tls`; clients must show one the
+    /// test CA signed (Redis's default).
+    fn tls(tls: &TlsFiles) -> Redis {
+        let port = free_port();
+        let (ca, cert, key) = (tls.ca.to_str(), tls.cert.to_str(), tls.key.to_str());
+        let (ca, cert, key) = (ca.unwrap(), cert.unwrap(), key.unwrap());
+        Redis::spawn(
+            port,
+            &[
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--tls-cert-file",
+                cert,
+                "--tls-key-file",
+                key,
+                "--tls-ca-cert-file",
+                ca,
+            ],
+        )
+    }
+
+    fn spawn(port: u16, listen: &[&str]) -> Redis {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(listen)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server (Debian package redis-server; scripts/test installs it)");
@@ -54,6 +82,60 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A test CA, a server certificate for 127.0.0.1 and a client certificate
+/// that it signed, as PEM files in a directory of their own (removed on
+/// drop).
+struct TlsFiles {
+    dir: PathBuf,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+}
+
+impl TlsFiles {
+    fn new(name: &str) -> TlsFiles {
+        let dir = std::env::temp_dir().join(format!("switchboard-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "Switchboard test CA");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let files = TlsFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("redis.pem"),
+            key: dir.join("redis.key"),
+            client_cert: dir.join("node.pem"),
+            client_key: dir.join("node.key"),
+            dir,
+        };
+        std::fs::write(&files.ca, ca_cert.pem()).unwrap();
+        for (name, cert, key) in [
+            ("127.0.0.1", &files.cert, &files.key),
+            ("node.example", &files.client_cert, &files.client_key),
+        ] {
+            let pair = rcgen::KeyPair::generate().unwrap();
+            let signed = rcgen::CertificateParams::new(vec![name.to_owned()])
+                .unwrap()
+                .signed_by(&pair, &issuer)
+                .unwrap();
+            std::fs::write(cert, signed.pem()).unwrap();
+            std::fs::write(key, pair.serialize_pem()).unwrap();
+        }
+        files
+    }
+}
+
+impl Drop for TlsFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -283,6 +365,50 @@ async fn rooms_go_on_while_redis_restarts_and_joins_work_again_after() -> TestRe
         seen.push(m);
     }
     assert!(!seen.iter().any(|m| m["type"] == "peer-left"), "{seen:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn nodes_reach_a_tls_redis_with_its_ca_and_a_client_certificate() -> TestResult {
+    let tls = TlsFiles::new("redis-tls");
+    let redis = Redis::tls(&tls);
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let path = |p: &PathBuf| p.to_str().unwrap_or_default().to_owned();
+    let (ca, cert, key) = (path(&tls.ca), path(&tls.client_cert), path(&tls.client_key));
+    let mutual = [
+        "--redis-ca",
+        &ca,
+        "--redis-cert",
+        &cert,
+        "--redis-key",
+        &key,
+    ];
+    let start = |id, tls: &[&str]| {
+        let mut args = vec!["--redis", url.as_str(), "--node-id", id];
+        args.extend_from_slice(tls);
+        Switchboard::start(&args)
+    };
+    let (a, b) = (start("a", &mutual), start("b", &mutual));
+    // Redis asks for a client certificate: a node that trusts the CA but
+    // shows none never gets in, and nor does one that trusts only the
+    // system's CAs.
+    let no_cert = start("c", &["--redis-ca", &ca]);
+    let no_ca = start("d", &["--redis-cert", &cert, "--redis-key", &key]);
+
+    let (mut ann, j) = join_when_up(&a, "tls", "Ann", json!({}), UP).await?;
+    assert_eq!(j["type"], "joined", "{j}");
+    let (_ben, j) = join_when_up(&b, "tls", "Ben", json!({}), UP).await?;
+    assert_eq!(j["peers"][0]["name"], "Ann", "{j}");
+    next_of(&mut ann, "peer-joined", Duration::from_secs(2)).await?;
+    assert_eq!(reqwest_status(&a).await?, 200);
+
+    // They have had as long as a and b (and a second more) to connect.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for stranger in [&no_cert, &no_ca] {
+        let (_cleo, j) = join_when_up(stranger, "tls", "Cleo", json!({}), Duration::ZERO).await?;
+        assert_eq!(j["code"], "unavailable", "{j}");
+        assert_eq!(reqwest_status(stranger).await?, 503);
+    }
     Ok(())
 }
 

@@ -15,6 +15,7 @@
 //! back the hub is told ([`ClusterInput::Up`]) and registers its rooms
 //! again. `/readyz` answers 503 meanwhile.
 
+mod client;
 mod scripts;
 
 use std::collections::VecDeque;
@@ -30,6 +31,7 @@ use signal::{
 };
 use tokio::sync::{mpsc, watch};
 
+pub use client::{RedisTls, check_url};
 use scripts::Scripts;
 
 /// How long one Redis request may take before the node counts Redis as
@@ -105,20 +107,16 @@ pub struct ClusterBus {
 
 impl ClusterBus {
     /// Starts the driver for `node` on the Redis at `url` (`redis://` or
-    /// `rediss://`, password and database in it). It connects in the
-    /// background: an unreachable Redis is retried, never fatal.
+    /// `rediss://`, password and database in it; `tls`: its files). It connects in the background: an
+    /// unreachable Redis is retried, never fatal.
     pub fn start(
         url: &str,
+        tls: &RedisTls,
         node: NodeId,
         deliver: Deliver,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<ClusterBus> {
-        let url = with_resp3(url);
-        // No Nagle: a publish must not wait for the previous one's ACK.
-        let info = redis::IntoConnectionInfo::into_connection_info(url.as_str())
-            .map_err(|e| anyhow::anyhow!("--redis: {e}"))?
-            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info).map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
+        let client = client::client(url, tls)?;
         let where_ = client.get_connection_info().addr().to_string();
         let (push_tx, push_rx) = mpsc::unbounded_channel();
         let config = ConnectionManagerConfig::new()
@@ -180,17 +178,6 @@ pub fn node_id(configured: Option<&str>) -> NodeId {
         .and_then(NodeId::new)
         .or_else(|| NodeId::new(&format!("n{:08x}", rand::random::<u32>())))
         .unwrap_or_else(|| unreachable!("n and 8 hex digits are a node id"))
-}
-
-/// `url` asking for RESP3 (pub/sub pushes on the command connection).
-fn with_resp3(url: &str) -> String {
-    if url.contains("protocol=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&protocol=resp3")
-    } else {
-        format!("{url}?protocol=resp3")
-    }
 }
 
 struct Driver {

@@ -272,9 +272,9 @@ fn router(
         }
     }
     if let Some(url) = &ctx.config.redis {
-        // A bad URL is refused at start (see HttpContext::new); this
+        // A bad URL or CA is refused at start (Config::validate); this
         // only fails if the hub has no node id.
-        if let Err(e) = signaling.attach_cluster(url) {
+        if let Err(e) = signaling.attach_cluster(url, &ctx.config.redis_tls()) {
             tracing::error!("cluster mode not started: {e:#}");
         }
     }

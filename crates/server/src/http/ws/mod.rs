@@ -183,9 +183,14 @@ impl Signaling {
         Ok(addr)
     }
 
-    /// Cluster mode: starts the driver on the Redis at `url` for the hub's
-    /// node (the hub must have been made with [`HubConfig::node`]).
-    pub fn attach_cluster(self: &Arc<Self>, url: &str) -> anyhow::Result<()> {
+    /// Cluster mode: starts the driver on the Redis at `url` (with the TLS
+    /// files of `tls`) for the hub's node (the hub must have been made
+    /// with [`HubConfig::node`]).
+    pub fn attach_cluster(
+        self: &Arc<Self>,
+        url: &str,
+        tls: &crate::cluster::RedisTls,
+    ) -> anyhow::Result<()> {
         let node = self
             .lock()
             .hub
@@ -209,7 +214,7 @@ impl Signaling {
                 ClusterInput::Up => hub.handle_cluster_up(Instant::now()),
             });
         });
-        let bus = ClusterBus::start(url, node, deliver, self.shutdown.clone())?;
+        let bus = ClusterBus::start(url, tls, node, deliver, self.shutdown.clone())?;
         self.lock().cluster = Some(bus);
         Ok(())
     }
