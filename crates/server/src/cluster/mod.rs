@@ -340,7 +340,9 @@ impl Driver {
                 match r {
                     Ok(state) => {
                         // The others learn our members (again): a node
-                        // that swept us, or lost them with Redis.
+                        // that swept us, or lost them with Redis. One
+                        // round trip for all of them.
+                        let mut messages = Vec::new();
                         for node in state.nodes(&self.node) {
                             for m in &members {
                                 let message = NodeMessage::Joined {
@@ -348,9 +350,10 @@ impl Driver {
                                     version: state.version,
                                     member: m.clone(),
                                 };
-                                self.publish(vec![(node.clone(), message.to_json())]).await;
+                                messages.push((node.clone(), message.to_json()));
                             }
                         }
+                        self.publish(messages).await;
                         (self.deliver)(ClusterInput::Snapshot {
                             room,
                             version: state.version,
