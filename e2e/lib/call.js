@@ -102,3 +102,17 @@ export function tcpTurnOnly() {
   };
   window.RTCPeerConnection.prototype = Native.prototype;
 }
+
+/** The page's own peer id, once joined. */
+export const selfId = (page) => page.evaluate(() => window.switchboard.state.selfId);
+
+/** Polls `fn` (in Node) every 100 ms until it returns something truthy, which it returns; throws after `ms`. */
+export async function waitFor(what, fn, ms) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -10,22 +10,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { launchChromium } from '../lib/browser.js';
-import { roomId, joinRoom, waitConnected, waitFramesDecoded, peerStats, sendChat, waitChat } from '../lib/call.js';
+import { roomId, joinRoom, waitConnected, waitFramesDecoded, peerStats, sendChat, waitChat, selfId, waitFor } from '../lib/call.js';
 import { startRedis, startHaproxy, startNode } from '../lib/cluster.js';
 
 const DRAIN_S = 60;
-
-const selfId = (page) => page.evaluate(() => window.switchboard.state.selfId);
-
-async function waitFor(what, fn, ms) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Marks every peer connection of the page, to tell later whether it is still the same object. */
 const markCalls = (page) => page.evaluate(() => {

@@ -10,13 +10,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { launchChromium } from '../lib/browser.js';
-import { roomId, joinRoom, waitConnected, waitFramesDecoded, peerStats, sendChat, waitChat } from '../lib/call.js';
+import { roomId, joinRoom, waitConnected, waitFramesDecoded, peerStats, sendChat, waitChat, selfId, waitFor } from '../lib/call.js';
 import { startRedis, startHaproxy, startNode } from '../lib/cluster.js';
 
 const FILE_SIZE = 1024 * 1024;
-
-/** The page's own peer id, once joined. */
-const selfId = (page) => page.evaluate(() => window.switchboard.state.selfId);
 
 /** Records every signaling message the page gets, with its time (set before joining). */
 function recordSignals() {
@@ -38,16 +35,6 @@ const leftAt = (page, id) => page.evaluate((id) =>
 
 /** The ids of the page's peers, orphans (`~tag`: signaling gone, call kept) included. */
 const peerIds = (page) => page.evaluate(() => [...window.switchboard.state.peers.keys()]);
-
-async function waitFor(what, fn, ms) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function sendFile(from, to) {
   const data = randomBytes(FILE_SIZE);
