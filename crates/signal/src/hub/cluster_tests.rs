@@ -486,9 +486,10 @@ fn rooms_joined_after_redis_came_up_are_not_read_again() {
     assert_eq!(read, vec!["r".to_owned()]);
 }
 
-/// Who joined (`Some(conn)`: local) and left each node's SFU, in order.
+/// What each node's SFU was told since the last call (`here`: a member on
+/// that node, `remote`: on another), sorted: nodes settle in no fixed order.
 fn sfu_log(c: &mut Cluster) -> Vec<(usize, String)> {
-    std::mem::take(&mut c.sfu)
+    let mut log = std::mem::take(&mut c.sfu)
         .into_iter()
         .map(|(i, cmd)| {
             let what = match cmd {
@@ -505,7 +506,9 @@ fn sfu_log(c: &mut Cluster) -> Vec<(usize, String)> {
             };
             (i, what)
         })
-        .collect()
+        .collect::<Vec<_>>();
+    log.sort();
+    log
 }
 
 fn modes(msgs: &[ServerMessage]) -> Vec<RoomMode> {
@@ -538,10 +541,8 @@ fn an_sfu_room_across_nodes_runs_on_one_node_and_moves_when_it_empties() {
     for node in 0..3 {
         assert_eq!(modes(&c.take(node, 1)), vec![RoomMode::Sfu], "node {node}");
     }
-    let mut log = sfu_log(&mut c);
-    log.sort();
     assert_eq!(
-        log,
+        sfu_log(&mut c),
         vec![
             (0, "join n0-p1 here".to_owned()),
             (0, "join n1-p1 remote".to_owned()),
@@ -581,10 +582,8 @@ fn an_sfu_room_across_nodes_runs_on_one_node_and_moves_when_it_empties() {
     assert_eq!(modes(&c.take(2, 2)), vec![RoomMode::Sfu]);
     c.hubs[0].handle_disconnect(ConnId(1));
     c.settle();
-    let mut log = sfu_log(&mut c);
-    log.sort();
     assert_eq!(
-        log,
+        sfu_log(&mut c),
         vec![
             (0, "leave n0-p1".to_owned()),
             (0, "leave n1-p1".to_owned()),
@@ -602,10 +601,8 @@ fn an_sfu_room_across_nodes_runs_on_one_node_and_moves_when_it_empties() {
     // Down to two: peer to peer again, and out of n1's SFU.
     c.hubs[2].handle_disconnect(ConnId(2));
     c.settle();
-    let mut log = sfu_log(&mut c);
-    log.sort();
     assert_eq!(
-        log,
+        sfu_log(&mut c),
         vec![
             (1, "leave n1-p1".to_owned()),
             (1, "leave n2-p1".to_owned()),
