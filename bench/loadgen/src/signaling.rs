@@ -13,7 +13,8 @@
 //!    another member of its group (Switchboard: `offer`/`answer`/`candidate`
 //!    with `to`; PeerJS: `OFFER`/`ANSWER`/`CANDIDATE` with `dst`), carrying
 //!    the send time and `--payload` bytes of padding; the receiver records
-//!    the latency. Then one `RESULT` line with p50/p99/max.
+//!    the latency. Then a `CLOSING` line as every connection closes, and one
+//!    `RESULT` line with p50/p99/max.
 //!
 //! Every connection answers the server's WebSocket pings (tungstenite does)
 //! and sends its protocol's heartbeat every 15 s (`ping` / `HEARTBEAT`).
@@ -419,6 +420,9 @@ pub async fn run(
     for (_, tx) in members.iter().flatten() {
         let _ = tx.send(Command::Stop);
     }
+    // Every connection closes now: bench/cluster times the servers' leaves
+    // from here.
+    println!("CLOSING");
     let mut lat = shared
         .latencies
         .lock()
