@@ -282,7 +282,12 @@ impl Hub {
         }
         self.peers += 1;
         self.joins += 1;
-        self.apply_snapshot(&room, version, members, false, Some(conn));
+        // The answer holds every member Redis has: one known here but not
+        // in it left before (its `left` is older than this answer and will
+        // be dropped as such). Not while Redis is being refilled after a
+        // restart: other nodes' members may not be back in it yet.
+        let authoritative = self.resync.is_none();
+        self.apply_snapshot(&room, version, members, authoritative, Some(conn));
         let mut peers: Vec<PeerInfo> = others
             .iter()
             .filter_map(|m| self.conns.get(m)?.member.as_ref().map(|mm| mm.peer.clone()))

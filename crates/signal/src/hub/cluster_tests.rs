@@ -377,6 +377,43 @@ fn events_racing_an_admission_are_applied_once_and_in_order() {
 }
 
 #[test]
+fn a_leave_older_than_a_later_join_is_not_lost() {
+    let mut c = Cluster::new(2, HubConfig::default());
+    c.join(0, 1, "r", "Ann");
+    c.join(1, 1, "r", "Ben");
+    let ann = joined_peers(&c.take(0, 1)).map(|(id, _)| id).unwrap();
+    c.take(1, 1);
+    // Ann leaves on n0 and Redis publishes her `left`; before n1 reads it,
+    // Cleo joins on n1 and her admission (newer) comes back first.
+    c.hubs[0].handle_disconnect(ConnId(1));
+    while let Some(out) = c.hubs[0].poll_output() {
+        c.run(0, out);
+    }
+    c.connect(1, 2);
+    c.hubs[1].handle_text(
+        ConnId(2),
+        &json!({"type":"join","v":1,"room":"r","name":"Cleo"}).to_string(),
+        c.now,
+        UNIX_NOW,
+    );
+    while let Some(out) = c.hubs[1].poll_output() {
+        c.run(1, out);
+    }
+    c.settle();
+    let (_, peers) = joined_peers(&c.take(1, 2)).unwrap();
+    assert_eq!(peers, vec!["Ben".to_owned()]);
+    let left: Vec<PeerId> = c
+        .take(1, 1)
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMessage::PeerLeft { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(left, vec![ann]);
+}
+
+#[test]
 fn an_answer_for_a_connection_gone_meanwhile_takes_the_member_out_again() {
     let mut c = Cluster::new(1, HubConfig::default());
     c.redis.hold = true;
