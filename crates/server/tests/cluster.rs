@@ -245,6 +245,40 @@ async fn peers_on_two_nodes_share_a_room_relay_and_leave() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_stopping_nodes_last_leaves_reach_the_other_nodes() -> TestResult {
+    let redis = Redis::start();
+    let mut a = node(&redis, "a", &["--drain-timeout", "1"]);
+    let b = node(&redis, "b", &[]);
+    let (mut ann, _) = join_when_up(&a, "d", "Ann", json!({}), UP).await?;
+    let (mut ben, j) = join_when_up(&b, "d", "Ben", json!({}), UP).await?;
+    assert_eq!(j["peers"][0]["name"], "Ann", "{j}");
+    next_of(&mut ann, "peer-joined", Duration::from_secs(2)).await?;
+    // Ann stays: after the 1 s window node a closes her connection and
+    // exits. Her leave must reach Redis and node b before it does: b is
+    // too young to sweep (and a's liveness key would take 3 s to expire).
+    let t0 = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &a.pid().to_string()])
+        .status()?;
+    assert!(status.success());
+    let left = next_of(&mut ben, "peer-left", Duration::from_secs(4)).await?;
+    assert_eq!(left["reason"], "disconnected", "{left}");
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    while a.exited().is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "node a still running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(a.exited().map(|s| s.success()), Some(true));
+    // And it took itself out of Redis.
+    let (_cleo, j) = join_when_up(&b, "d", "Cleo", json!({}), UP).await?;
+    assert_eq!(j["peers"].as_array().map(Vec::len), Some(1), "{j}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn room_size_password_and_room_count_hold_across_nodes() -> TestResult {
     let redis = Redis::start();
     let limits = ["--room-size", "2", "--max-rooms", "2"];

@@ -98,23 +98,26 @@ impl ClusterStats {
     }
 }
 
-/// The running driver; dropping it stops nothing (it stops on shutdown).
+/// The running driver; dropping it stops nothing (it stops when told to
+/// [`finish`](ClusterBus::finish), or with the runtime).
 pub struct ClusterBus {
     requests: mpsc::UnboundedSender<ClusterOutput>,
     stats: Arc<ClusterStats>,
     node: NodeId,
+    finish: watch::Sender<bool>,
+    finished: watch::Receiver<bool>,
 }
 
 impl ClusterBus {
     /// Starts the driver for `node` on the Redis at `url` (`redis://` or
-    /// `rediss://`, password and database in it; `tls`: its files). It connects in the background: an
-    /// unreachable Redis is retried, never fatal.
+    /// `rediss://`, password and database in it; `tls`: its files). It
+    /// connects in the background: an unreachable Redis is retried, never
+    /// fatal.
     pub fn start(
         url: &str,
         tls: &RedisTls,
         node: NodeId,
         deliver: Deliver,
-        shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<ClusterBus> {
         let client = client::client(url, tls)?;
         let where_ = client.get_connection_info().addr().to_string();
@@ -143,17 +146,32 @@ impl ClusterBus {
             leaves: VecDeque::new(),
             where_,
         };
-        tokio::spawn(driver.run(rx, push_rx, shutdown));
+        let (finish, finish_rx) = watch::channel(false);
+        let (finished_tx, finished) = watch::channel(false);
+        tokio::spawn(async move {
+            driver.run(rx, push_rx, finish_rx).await;
+            let _ = finished_tx.send(true);
+        });
         Ok(ClusterBus {
             requests,
             stats,
             node,
+            finish,
+            finished,
         })
     }
 
     /// A request of the hub.
     pub fn send(&self, request: ClusterOutput) {
         let _ = self.requests.send(request);
+    }
+
+    /// Runs what the hub asked so far (its last leaves), takes this node
+    /// out of Redis, and stops the driver; waits for that at most `limit`.
+    pub async fn finish(&self, limit: Duration) {
+        let _ = self.finish.send(true);
+        let mut finished = self.finished.clone();
+        let _ = tokio::time::timeout(limit, finished.wait_for(|f| *f)).await;
     }
 
     /// Whether Redis is reachable now.
@@ -206,7 +224,7 @@ impl Driver {
         mut self,
         mut requests: mpsc::UnboundedReceiver<ClusterOutput>,
         mut pushes: mpsc::UnboundedReceiver<PushInfo>,
-        mut shutdown: watch::Receiver<bool>,
+        mut finish: watch::Receiver<bool>,
     ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -225,8 +243,18 @@ impl Driver {
                 }
                 Some(push) = pushes.recv() => self.push(push),
                 _ = tick.tick() => self.heartbeat().await,
-                stopping = async { shutdown.wait_for(|s| *s).await.is_ok() } => {
-                    if stopping && self.up_since.is_some() {
+                finishing = async { finish.wait_for(|f| *f).await.is_ok() } => {
+                    if !finishing {
+                        return;
+                    }
+                    // What the hub asked before the end still goes out (the
+                    // leaves of the last connections, above all).
+                    let mut batch = Vec::new();
+                    while let Ok(r) = requests.try_recv() {
+                        batch.push(r);
+                    }
+                    self.requests(batch).await;
+                    if self.up_since.is_some() {
                         // Gone at once rather than when the key expires.
                         let _: Result<(), _> = redis::cmd("DEL")
                             .arg(scripts::alive_key(&self.node))

@@ -136,20 +136,22 @@ pub async fn serve_on(
     };
     let hub = hub_config(&ctx);
     let sfu = ctx.sfu_socket.take();
-    let (router, stop) = router(&ctx, hub, sfu);
+    let (router, stop, signaling) = router(&ctx, hub, sfu);
     println!(
         "Switchboard web app: https://{}/",
         display_addr(listener.local_addr()?)
     );
     let handoff = ctx.turn_handoff.clone();
-    tls::serve(
+    let served = tls::serve(
         listener,
         tls,
         handoff,
         router,
         close_sockets_on(shutdown, stop),
     )
-    .await
+    .await;
+    signaling.finish_cluster().await;
+    served
 }
 
 /// Serves plain HTTP on an already bound listener (used by tests with port 0).
@@ -172,8 +174,10 @@ pub async fn serve_listener_with(
 ) -> anyhow::Result<()> {
     widen_backlog(&listener);
     let sfu = ctx.sfu_socket.take();
-    let (router, stop) = router(&ctx, hub, sfu);
-    serve_plain(listener, router, close_sockets_on(shutdown, stop)).await
+    let (router, stop, signaling) = router(&ctx, hub, sfu);
+    let served = serve_plain(listener, router, close_sockets_on(shutdown, stop)).await;
+    signaling.finish_cluster().await;
+    served
 }
 
 /// The hub settings the configuration asks for.
@@ -236,14 +240,15 @@ async fn serve_plain(
     Ok(())
 }
 
-/// The router, and the switch that closes all WebSockets (graceful shutdown
-/// waits for open connections, so they must be told to end). `sfu` is the
+/// The router, the switch that closes all WebSockets (graceful shutdown
+/// waits for open connections, so they must be told to end), and the
+/// signaling whose cluster driver is finished after them. `sfu` is the
 /// SFU's socket if bound already.
 fn router(
     ctx: &HttpContext,
     mut hub: HubConfig,
     sfu: Option<std::net::UdpSocket>,
-) -> (Router, watch::Sender<bool>) {
+) -> (Router, watch::Sender<bool>, Arc<Signaling>) {
     let (stop_tx, stop_rx) = watch::channel(false);
     // SFU rooms need the SFU running: without it every room stays a mesh.
     let sfu_listen = ctx
@@ -282,7 +287,7 @@ fn router(
     tokio::spawn(signaling.clone().drain_on(ctx.draining.clone()));
     ctx.signaling_stats.attach(Arc::downgrade(&signaling));
     let app = Arc::new(App {
-        signaling,
+        signaling: signaling.clone(),
         ice: IcePolicy::new(&ctx.config, &ctx.turn_secret, ctx.turns_port),
         ws_per_ip: ConnectionsPerIp::new(ctx.config.max_ws_per_ip),
         origins: OriginPolicy::new(
@@ -309,7 +314,7 @@ fn router(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(app);
-    (router, stop_tx)
+    (router, stop_tx, signaling)
 }
 
 fn display_addr(addr: SocketAddr) -> String {

@@ -99,6 +99,11 @@ impl Switchboard {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Its exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
 }
 
 impl Drop for Switchboard {

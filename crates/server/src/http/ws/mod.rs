@@ -214,9 +214,20 @@ impl Signaling {
                 ClusterInput::Up => hub.handle_cluster_up(Instant::now()),
             });
         });
-        let bus = ClusterBus::start(url, tls, node, deliver, self.shutdown.clone())?;
+        let bus = ClusterBus::start(url, tls, node, deliver)?;
         self.lock().cluster = Some(bus);
         Ok(())
+    }
+
+    /// Cluster mode, once the connections are closed: the driver sends
+    /// the last leaves and takes the node out of Redis (within 2 s), so
+    /// the other nodes announce its peers gone at once instead of when its
+    /// liveness key expires.
+    pub async fn finish_cluster(&self) {
+        let bus = self.lock().cluster.take();
+        if let Some(bus) = bus {
+            bus.finish(Duration::from_secs(2)).await;
+        }
     }
 
     /// Cluster mode: the driver's counters (`None`: one node).
