@@ -279,6 +279,36 @@ async fn a_stopping_nodes_last_leaves_reach_the_other_nodes() -> TestResult {
 }
 
 #[tokio::test]
+async fn many_peers_leaving_at_once_are_all_seen_leaving_on_the_other_node() -> TestResult {
+    let redis = Redis::start();
+    let size = ["--room-size", "16"];
+    let (a, b) = (node(&redis, "a", &size), node(&redis, "b", &size));
+    let (mut ben, _) = join_when_up(&b, "many", "Ben", json!({}), UP).await?;
+    let mut gone = Vec::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for i in 0..12 {
+        let (ws, j) = join_when_up(&a, "many", &format!("P{i}"), json!({}), UP).await?;
+        assert_eq!(j["type"], "joined", "{j}");
+        ids.insert(j["you"].as_str().unwrap_or_default().to_owned());
+        gone.push(ws);
+    }
+    for _ in 0..12 {
+        next_of(&mut ben, "peer-joined", Duration::from_secs(2)).await?;
+    }
+    // All twelve close together: node a's leaves reach Redis in one go.
+    drop(gone);
+    let mut left = std::collections::BTreeSet::new();
+    while left.len() < ids.len() {
+        let m = next_of(&mut ben, "peer-left", Duration::from_secs(3)).await?;
+        left.insert(m["id"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(left, ids);
+    let (_cleo, j) = join_when_up(&a, "many", "Cleo", json!({}), UP).await?;
+    assert_eq!(j["peers"].as_array().map(Vec::len), Some(1), "{j}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn room_size_password_and_room_count_hold_across_nodes() -> TestResult {
     let redis = Redis::start();
     let limits = ["--room-size", "2", "--max-rooms", "2"];

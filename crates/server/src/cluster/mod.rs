@@ -268,18 +268,30 @@ impl Driver {
     }
 
     /// Works through the hub's requests in order; consecutive publishes go
-    /// out in one pipeline.
+    /// out in one pipeline, and so do consecutive leaves (a node whose
+    /// browsers all went at once does not hold the others' messages up
+    /// for a round trip per leave).
     async fn requests(&mut self, batch: Vec<ClusterOutput>) {
         let mut publishes: Vec<(NodeId, String)> = Vec::new();
         for request in batch {
-            if let ClusterOutput::Publish { node, message } = request {
-                publishes.push((node, message.to_json()));
-                continue;
+            match request {
+                ClusterOutput::Publish { node, message } => {
+                    self.replay_leaves().await;
+                    publishes.push((node, message.to_json()));
+                }
+                ClusterOutput::Leave { room, peer, reason } => {
+                    self.publish(std::mem::take(&mut publishes)).await;
+                    self.leaves.push_back((room, peer, reason));
+                }
+                request => {
+                    self.publish(std::mem::take(&mut publishes)).await;
+                    self.replay_leaves().await;
+                    self.request(request).await;
+                }
             }
-            self.publish(std::mem::take(&mut publishes)).await;
-            self.request(request).await;
         }
         self.publish(publishes).await;
+        self.replay_leaves().await;
     }
 
     async fn publish(&mut self, messages: Vec<(NodeId, String)>) {
@@ -416,34 +428,32 @@ impl Driver {
         }
     }
 
-    /// Runs the leaves waiting, in order, while Redis answers; each one's
-    /// room's other nodes are told.
+    /// Runs the leaves waiting, in order, while Redis answers, up to
+    /// [`BATCH`] in one round trip; each one's room's other nodes are told.
     async fn replay_leaves(&mut self) {
-        while self.up_since.is_some() {
-            let Some((room, peer, reason)) = self.leaves.front().cloned() else {
-                return;
-            };
-            match self
-                .scripts
-                .leave(&mut self.con, &room, &peer, &self.node)
-                .await
-            {
-                Ok(state) => {
-                    self.leaves.pop_front();
-                    let Some(state) = state else { continue };
-                    let messages = state
-                        .nodes(&self.node)
-                        .into_iter()
-                        .map(|node| {
+        while self.up_since.is_some() && !self.leaves.is_empty() {
+            let n = self.leaves.len().min(BATCH);
+            let batch: Vec<(&str, &PeerId)> = self
+                .leaves
+                .iter()
+                .take(n)
+                .map(|(room, peer, _)| (&**room, peer))
+                .collect();
+            match self.scripts.leave(&mut self.con, &batch, &self.node).await {
+                Ok(states) => {
+                    let mut messages = Vec::new();
+                    for ((room, peer, reason), state) in self.leaves.drain(..n).zip(states) {
+                        let Some(state) = state else { continue };
+                        for node in state.nodes(&self.node) {
                             let message = NodeMessage::Left {
                                 room: room.to_string(),
                                 version: state.version,
                                 peer: peer.clone(),
                                 reason,
                             };
-                            (node, message.to_json())
-                        })
-                        .collect();
+                            messages.push((node, message.to_json()));
+                        }
+                    }
                     self.publish(messages).await;
                 }
                 Err(e) => self.down(&e),

@@ -143,27 +143,40 @@ impl Scripts {
         })
     }
 
-    /// Runs the leave script; `None` if the member was not there (swept).
+    /// Runs the leave script for each of `leaves` (room, peer of `node`)
+    /// in one pipeline, the script loaded first in it (a Redis that
+    /// restarted empty has it then): each one's answer in order, `None`
+    /// where the peer was not in the room (a leave is idempotent).
     pub async fn leave(
         &self,
         con: &mut impl ConnectionLike,
-        room: &str,
-        peer: &PeerId,
+        leaves: &[(&str, &PeerId)],
         node: &NodeId,
-    ) -> RedisResult<Option<RoomState>> {
-        let reply: Vec<Value> = self
-            .leave
-            .key(&room_keys(room, node))
-            .arg(room)
-            .arg(&peer.0)
-            .arg(format!("{node}-p"))
-            .invoke_async(con)
-            .await?;
-        let mut parts = reply.into_iter();
-        if parts.next().and_then(text).as_deref() != Some("ok") {
-            return Ok(None);
+    ) -> RedisResult<Vec<Option<RoomState>>> {
+        let calls: Vec<_> = leaves
+            .iter()
+            .map(|(room, peer)| {
+                let mut call = self.leave.key(&room_keys(room, node));
+                call.arg(*room).arg(&peer.0).arg(format!("{node}-p"));
+                call
+            })
+            .collect();
+        let mut pipe = redis::pipe();
+        pipe.load_script(&self.leave).ignore();
+        for call in &calls {
+            pipe.invoke_script(call);
         }
-        Ok(Some(room_state(parts.next(), parts.next())))
+        let replies: Vec<Vec<Value>> = pipe.query_async(con).await?;
+        Ok(replies
+            .into_iter()
+            .map(|reply| {
+                let mut parts = reply.into_iter();
+                if parts.next().and_then(text).as_deref() != Some("ok") {
+                    return None;
+                }
+                Some(room_state(parts.next(), parts.next()))
+            })
+            .collect())
     }
 
     /// Puts `members` (of `node`) back into `room`.
