@@ -23,6 +23,7 @@ mod stats;
 mod tls;
 mod ws;
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -127,16 +128,18 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     widen_backlog(&listener);
+    let hub = hub_config(&ctx);
+    let sfu = ctx.sfu_socket.take();
+    // The router prints the SFU's line: before the web app's, the last one
+    // of the banner (what tests and scripts wait for).
+    let (router, stop, signaling) = router(&ctx, hub, sfu);
     let Some(tls) = ctx.tls.clone() else {
         println!(
             "Switchboard web app: http://{}/",
             display_addr(listener.local_addr()?)
         );
-        return serve_listener(listener, ctx, shutdown).await;
+        return serve_routed(listener, router, stop, signaling, shutdown).await;
     };
-    let hub = hub_config(&ctx);
-    let sfu = ctx.sfu_socket.take();
-    let (router, stop, signaling) = router(&ctx, hub, sfu);
     println!(
         "Switchboard web app: https://{}/",
         display_addr(listener.local_addr()?)
@@ -175,6 +178,18 @@ pub async fn serve_listener_with(
     widen_backlog(&listener);
     let sfu = ctx.sfu_socket.take();
     let (router, stop, signaling) = router(&ctx, hub, sfu);
+    serve_routed(listener, router, stop, signaling, shutdown).await
+}
+
+/// Serves `router` on plain HTTP until `shutdown`; then closes the
+/// WebSockets (`stop`) and finishes the cluster driver after them.
+async fn serve_routed(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stop: watch::Sender<bool>,
+    signaling: Arc<Signaling>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let served = serve_plain(listener, router, close_sockets_on(shutdown, stop)).await;
     signaling.finish_cluster().await;
     served
@@ -269,7 +284,11 @@ fn router(
             signaling.attach_sfu(socket, sfu_config(&ctx.config), ctx.config.external_ip)
         });
         match attached {
-            Ok(addr) => println!("Switchboard SFU: media on udp {addr}"),
+            // Not println!: a closed stdout (a parent that read the
+            // banner and went) must not panic the server.
+            Ok(addr) => {
+                let _ = writeln!(std::io::stdout(), "Switchboard SFU: media on udp {addr}");
+            }
             Err(e) => {
                 tracing::error!("SFU not started on {listen} ({e:#}); rooms stay peer to peer");
                 signaling.disable_sfu();
